@@ -1,0 +1,71 @@
+/** `agent channel add|list|remove`: edits channels.json (0600) atomically; a running agent picks it up. */
+import { parseArgs } from "node:util";
+import { sha256, toHex } from "../protocol/encoding.ts";
+import { type Channel, paths, readChannels, writeJsonAtomic } from "./config.ts";
+
+export async function channelCommand(
+  args: string[],
+  dirOf: (v: { dir?: string }) => string,
+): Promise<number> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      vendor: { type: "string" },
+      key: { type: "string", multiple: true },
+      models: { type: "string" },
+      rpm: { type: "string" },
+      tpm: { type: "string" },
+      id: { type: "string" },
+      dir: { type: "string" },
+    },
+  });
+  const dir = dirOf(values);
+  const channels = await readChannels(dir);
+  if (action === "list") {
+    for (const c of channels) {
+      // Show key fingerprints only: a terminal scrollback is not a secret store.
+      const keys = await Promise.all(
+        c.keys.map(async (k) => toHex((await sha256(k)).subarray(0, 4))),
+      );
+      console.log(JSON.stringify({ ...c, keys: keys.map((k) => `sha256:${k}…`) }));
+    }
+    return 0;
+  }
+  if (action === "remove") {
+    const left = channels.filter((c) => c.id !== values.id);
+    if (left.length === channels.length) throw new Error(`no channel "${values.id}"`);
+    await writeJsonAtomic(paths(dir).channels, { channels: left });
+    return 0;
+  }
+  if (action !== "add") throw new TypeError("usage: agent channel <add|list|remove> …");
+  if (!values.vendor || !/^[a-z0-9-]{1,40}$/.test(values.vendor)) {
+    throw new TypeError("--vendor is required (e.g. openai)");
+  }
+  if (!values.key?.length) throw new TypeError("--key is required (repeat it for fallback keys)");
+  const id = values.id ??
+    `${values.vendor}-${channels.filter((c) => c.vendor === values.vendor).length + 1}`;
+  if (!/^[A-Za-z0-9._-]{1,80}$/.test(id)) throw new TypeError(`--id "${id}" is malformed`);
+  if (channels.some((c) => c.id === id)) throw new Error(`channel "${id}" exists; remove it first`);
+  const channel: Channel = {
+    id,
+    vendor: values.vendor,
+    models: values.models ? values.models.split(",").map((m) => m.trim()).filter(Boolean) : [],
+    rpm: count(values.rpm, "--rpm"),
+    tpm: count(values.tpm, "--tpm"),
+    keys: values.key,
+  };
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeJsonAtomic(paths(dir).channels, { channels: [...channels, channel] });
+  console.log(id);
+  return 0;
+}
+
+function count(value: string | undefined, name: string): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(`${name} "${value}" is not a whole number`);
+  }
+  return n;
+}

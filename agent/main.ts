@@ -1,0 +1,219 @@
+/**
+ * Agent command line. The agent dials out to the hub; it never listens on a public interface.
+ *
+ *   agent init --hub URL --hub-key KEY [--hub-fingerprint sha256:…]… [--agent-id ID] [--dir DIR]
+ *   agent set-id ID [--dir DIR]
+ *   agent run [--dir DIR]
+ *   agent channel add --vendor V --key K [--key K2] [--models a,b] [--rpm N] [--tpm N] [--id ID] [--dir DIR]
+ *   agent channel list|remove --id ID [--dir DIR]
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { systemClock } from "../protocol/clock.ts";
+import { generateIdentity, signerFromPem, verifierFor } from "../protocol/identity.ts";
+import { LIMITS } from "../protocol/limits.ts";
+import { createLogger, parseLogLevel } from "../runtime/log.ts";
+import { channelCommand } from "./channels_cli.ts";
+import {
+  capabilitiesOf,
+  paths,
+  readChannels,
+  readConfig,
+  tunnelUrl,
+  validateConfig,
+  writeJsonAtomic,
+} from "./config.ts";
+import { allowedNetHosts, hasUnrestrictedNet, lockedRunFlags } from "./permissions.ts";
+import { TunnelSupervisor } from "./tunnel/supervisor.ts";
+
+const USAGE =
+  `usage: agent <init|set-id|run|channel> [options]  (see agent/main.ts header or README)`;
+
+function dirOf(values: { dir?: string }): string {
+  return values.dir ?? Deno.env.get("AGENT_DIR") ?? "./data/agent";
+}
+
+async function init(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      hub: { type: "string" },
+      "hub-key": { type: "string" },
+      "hub-fingerprint": { type: "string", multiple: true },
+      "agent-id": { type: "string" },
+      dir: { type: "string" },
+    },
+  });
+  const dir = dirOf(values);
+  if (!values.hub || !values["hub-key"]) {
+    throw new TypeError("init needs --hub <url> and --hub-key <hub public key>");
+  }
+  const config = validateConfig({
+    hubUrl: values.hub,
+    hubPublicKey: values["hub-key"],
+    hubFingerprints: values["hub-fingerprint"] ?? [],
+    agentId: values["agent-id"],
+  }, "arguments");
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const p = paths(dir);
+  let publicKey: string;
+  try {
+    // Re-running init keeps the identity: the hub has enrolled this key.
+    publicKey = (await signerFromPem(await Deno.readTextFile(p.key))).publicKey;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    const { pem, signer } = await generateIdentity();
+    await Deno.writeTextFile(p.key, pem, { mode: 0o600, createNew: true });
+    publicKey = signer.publicKey;
+  }
+  await writeJsonAtomic(p.config, config, 0o600);
+  console.log(publicKey);
+  console.error(
+    `agent identity in ${p.key}; enroll this public key at the hub (POST /admin/agents)`,
+  );
+  return 0;
+}
+
+async function setId(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { dir: { type: "string" } },
+    allowPositionals: true,
+  });
+  const dir = dirOf(values);
+  const config = await readConfig(dir);
+  await writeJsonAtomic(
+    paths(dir).config,
+    validateConfig({ ...config, agentId: positionals[0] }, "set-id"),
+  );
+  return 0;
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { dir: { type: "string" } } });
+  const dir = dirOf(values);
+  const config = await readConfig(dir);
+  const url = tunnelUrl(config.hubUrl);
+  if (hasUnrestrictedNet()) return await runLocked(dir, url);
+
+  const log = createLogger({ service: "agent", level: parseLogLevel(Deno.env.get("LOG_LEVEL")) });
+  const agentId = Deno.env.get("AGENT_ID") || config.agentId;
+  if (!agentId) {
+    throw new Error(
+      "agent id unknown: enroll the public key at the hub, then `agent set-id <id>` or set AGENT_ID",
+    );
+  }
+  const identity = await signerFromPem(await Deno.readTextFile(paths(dir).key));
+  let channels = await readChannels(dir);
+  const supervisor = new TunnelSupervisor({
+    tunnelUrl: url,
+    certFingerprints: config.hubFingerprints,
+    agentId,
+    identity,
+    hubKey: await verifierFor(config.hubPublicKey),
+    capabilities: () => capabilitiesOf(channels),
+    backoff: {
+      baseMs: envInt("AGENT_RECONNECT_BASE_MS", LIMITS.reconnectBaseMs),
+      capMs: envInt("AGENT_RECONNECT_CAP_MS", LIMITS.reconnectCapMs),
+      stableAfterMs: LIMITS.reconnectStableAfterMs,
+    },
+    clock: systemClock,
+    random: Math.random,
+    log: log.with({ agentId }),
+  });
+  const watcher = watchChannels(dir, async () => {
+    channels = await readChannels(dir);
+    supervisor.updateCapabilities();
+  });
+  const stop = () => supervisor.shutdown();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  log.info("agent starting", {
+    hub: url,
+    keyId: identity.keyId,
+    channels: channels.length,
+    pid: Deno.pid,
+  });
+  const reason = await supervisor.run();
+  watcher.close();
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  return reason.kind === "superseded" ? 3 : 0;
+}
+
+/** Re-executes `agent run` with the network narrowed to the hub and the official vendor hosts. */
+async function runLocked(dir: string, url: string): Promise<number> {
+  const hosts = allowedNetHosts(url, Deno.env.get("AGENT_DEV_UPSTREAMS"));
+  const self = fileURLToPath(import.meta.url);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...lockedRunFlags(dir, hosts), self, "run", "--dir", dir],
+    stdin: "null",
+  }).spawn();
+  // The child handles SIGINT/SIGTERM itself; forward them and wait for its graceful exit.
+  const forward = (signal: Deno.Signal) => () => child.kill(signal);
+  const onInt = forward("SIGINT"), onTerm = forward("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const status = await child.status;
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  return status.code;
+}
+
+/** Calls `onChange` (debounced) when channels.json is replaced. */
+function watchChannels(dir: string, onChange: () => Promise<void>): { close(): void } {
+  const watcher = Deno.watchFs(dir, { recursive: false });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  (async () => {
+    for await (const event of watcher) {
+      if (!event.paths.some((p) => p.endsWith("channels.json"))) continue;
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => onChange().catch(() => {/* a half-edited file: the next event retries */}),
+        100,
+      );
+    }
+  })();
+  return {
+    close() {
+      clearTimeout(timer);
+      watcher.close();
+    },
+  };
+}
+
+function envInt(name: string, fallback: number): number {
+  const v = Deno.env.get(name);
+  if (v === undefined || v === "") return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new RangeError(`${name}="${v}" is not a positive integer`);
+  }
+  return n;
+}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "init":
+      return await init(rest);
+    case "set-id":
+      return await setId(rest);
+    case "run":
+      return await run(rest);
+    case "channel":
+      return await channelCommand(rest, dirOf);
+    default:
+      console.error(USAGE);
+      return command === "help" || command === "--help" ? 0 : 2;
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(`agent: ${e instanceof Error ? e.message : String(e)}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * One tunnel connection from the agent's side: handshake (checking the pinned hub identity), then
+ * the frame loop. It waits on three things: the next frame, the dead-hub deadline, and close.
+ */
+import type { Capabilities } from "../../protocol/capabilities.ts";
+import type { Clock } from "../../protocol/clock.ts";
+import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
+import { toBase64Url } from "../../protocol/encoding.ts";
+import {
+  type ControlFrame,
+  decodeMessage,
+  encodeControl,
+  type Frame,
+  FrameDecodeError,
+  isBodyFrame,
+  PROTOCOL_VERSION,
+} from "../../protocol/frames.ts";
+import {
+  newNonce,
+  signatureBytes,
+  transcript,
+  type TranscriptFields,
+  withinSkew,
+} from "../../protocol/handshake.ts";
+import type { Signer, Verifier } from "../../protocol/identity.ts";
+import { LIMITS } from "../../protocol/limits.ts";
+import { errorMessage, type Logger } from "../../runtime/log.ts";
+import type { TunnelSocket } from "./dial.ts";
+
+export interface ConnectionDeps {
+  socket: TunnelSocket;
+  agentId: string;
+  identity: Signer;
+  /** The hub identity key pinned at `agent init`. */
+  hubKey: Verifier;
+  capabilities: Capabilities;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface ConnectionEnd {
+  code: number;
+  reason: string;
+  /** True once WELCOME arrived (the session carried traffic). */
+  welcomed: boolean;
+  /** How long the session was open after WELCOME, in ms (0 if never welcomed). */
+  sessionMs: number;
+}
+
+type State = "challenge" | "welcome" | "open" | "closed";
+
+export class TunnelConnection {
+  readonly done: Promise<ConnectionEnd>;
+  sessionId?: string;
+  #state: State = "challenge";
+  #agentNonce = newNonce();
+  #welcomedAtMono = 0;
+  #lastFrameMono: number;
+  #deadAfterMs: number = LIMITS.handshakeTimeoutMs;
+  #watchdog: ReturnType<typeof setInterval>;
+  #resolve!: (end: ConnectionEnd) => void;
+  #queue = Promise.resolve();
+  #capabilitiesChanged = false;
+  #closing?: { code: number; reason: string };
+
+  constructor(readonly deps: ConnectionDeps) {
+    this.done = new Promise((r) => this.#resolve = r);
+    this.#lastFrameMono = deps.clock.monoMs();
+    const { socket } = deps;
+    socket.addEventListener("message", (ev) => this.#onMessage(ev.data));
+    // When we initiated the close, our code is the truth; the peer merely echoes it.
+    socket.addEventListener("close", (ev) => {
+      this.#finish(this.#closing?.code ?? ev.code, this.#closing?.reason ?? ev.reason);
+    });
+    socket.addEventListener("error", () => {/* close follows */});
+    this.#watchdog = setInterval(() => this.#checkAlive(), 250);
+    this.#send({
+      type: "hello",
+      v: PROTOCOL_VERSION,
+      agentId: deps.agentId,
+      keyId: deps.identity.keyId,
+      agentNonce: this.#agentNonce,
+      timestampMs: deps.clock.nowMs(),
+      capabilities: deps.capabilities,
+    });
+  }
+
+  get open(): boolean {
+    return this.#state === "open";
+  }
+
+  /** Tells the hub the channels changed. */
+  updateCapabilities(capabilities: Capabilities): void {
+    this.deps.capabilities = capabilities;
+    if (this.#state === "open") this.#send({ type: "capabilities", capabilities });
+    else this.#capabilitiesChanged = true; // sent right after WELCOME
+  }
+
+  /** Closes on purpose (shutdown: `CloseCode.shutdown`), saying why first. */
+  close(code: number, reason: string): void {
+    if (this.#closing || this.#state === "closed") return;
+    if (this.#state === "open") {
+      this.#send({ type: "goodbye", reason, reconnect: code === CloseCode.shutdown });
+    }
+    this.#closeWith(code, reason);
+  }
+
+  #send(frame: ControlFrame): void {
+    if (this.deps.socket.readyState === 1) this.deps.socket.send(encodeControl(frame));
+  }
+
+  #closeWith(code: number, reason: string): void {
+    if (this.#closing || this.#state === "closed") return;
+    this.#closing = { code, reason };
+    const level = code === CloseCode.shutdown ? "info" : "warn";
+    this.deps.log[level]("closing tunnel", { code, close: describeClose(code), reason });
+    try {
+      this.deps.socket.close(code, boundCloseReason(reason));
+    } catch { /* already closing */ }
+    // Wait for the peer's close frame so our reason reaches it, but not forever: a dead hub
+    // never answers.
+    const grace = setTimeout(() => this.#finish(code, reason), LIMITS.closeGraceMs);
+    this.done.then(() => clearTimeout(grace));
+  }
+
+  #finish(code: number, reason: string): void {
+    if (this.#state === "closed") return;
+    const welcomed = this.#welcomedAtMono > 0;
+    this.#state = "closed";
+    clearInterval(this.#watchdog);
+    this.#resolve({
+      code,
+      reason,
+      welcomed,
+      sessionMs: welcomed ? this.deps.clock.monoMs() - this.#welcomedAtMono : 0,
+    });
+  }
+
+  #checkAlive(): void {
+    const silentMs = this.deps.clock.monoMs() - this.#lastFrameMono;
+    if (silentMs <= this.#deadAfterMs) return;
+    if (this.#state === "open") {
+      this.#closeWith(CloseCode.peerDead, `no frame from the hub for ${Math.round(silentMs)} ms`);
+    } else this.#closeWith(CloseCode.handshakeTimeout, "hub did not finish the handshake");
+  }
+
+  #onMessage(data: unknown): void {
+    if (this.#closing || this.#state === "closed") return;
+    this.#lastFrameMono = this.deps.clock.monoMs();
+    let frame;
+    try {
+      frame = decodeMessage(data);
+    } catch (e) {
+      const code = e instanceof FrameDecodeError && e.code === "too_large"
+        ? CloseCode.frameTooLarge
+        : CloseCode.malformedFrame;
+      return this.#closeWith(code, errorMessage(e));
+    }
+    if (isBodyFrame(frame)) {
+      if (this.#state !== "open") {
+        this.#closeWith(CloseCode.unexpectedFrame, "body frame before WELCOME");
+      }
+      return; // request streams arrive with the gateway
+    }
+    if (this.#state === "challenge") {
+      // Verification is async; keep frames in order behind it.
+      this.#queue = this.#queue.then(() => this.#onChallenge(frame)).catch((e) => {
+        this.deps.log.error("handshake failed", { error: errorMessage(e) });
+        this.#closeWith(CloseCode.internalError, "agent error during the handshake");
+      });
+      return;
+    }
+    this.#queue = this.#queue.then(() => this.#onFrame(frame));
+  }
+
+  async #onChallenge(frame: ControlFrame): Promise<void> {
+    if (this.#state !== "challenge") return this.#onFrame(frame);
+    if (frame.type !== "challenge") {
+      return this.#closeWith(CloseCode.unexpectedFrame, `expected CHALLENGE, got ${frame.type}`);
+    }
+    const { hubKey, identity, clock, agentId } = this.deps;
+    if (frame.hubKeyId !== hubKey.keyId) {
+      return this.#closeWith(
+        CloseCode.hubIdentityMismatch,
+        `hub key ${frame.hubKeyId} is not the pinned ${hubKey.keyId}`,
+      );
+    }
+    if (!withinSkew(frame.timestampMs, clock.nowMs())) {
+      return this.#closeWith(
+        CloseCode.clockSkew,
+        `hub clock is ${frame.timestampMs - clock.nowMs()} ms off`,
+      );
+    }
+    const fields: TranscriptFields = {
+      agentId,
+      keyId: identity.keyId,
+      hubKeyId: hubKey.keyId,
+      agentNonce: this.#agentNonce,
+      hubNonce: frame.hubNonce,
+      timestampMs: frame.timestampMs,
+    };
+    if (!await hubKey.verify(signatureBytes(frame.signature), transcript("hub", fields))) {
+      return this.#closeWith(
+        CloseCode.hubIdentityMismatch,
+        "hub signature does not match the pinned hub key",
+      );
+    }
+    const signature = toBase64Url(await identity.sign(transcript("agent", fields)));
+    this.#state = "welcome";
+    this.#send({ type: "auth", hubNonce: frame.hubNonce, signature });
+  }
+
+  #onFrame(frame: ControlFrame): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "welcome") {
+      if (frame.type !== "welcome") {
+        return this.#closeWith(CloseCode.unexpectedFrame, `expected WELCOME, got ${frame.type}`);
+      }
+      return this.#onWelcome(frame);
+    }
+    switch (frame.type) {
+      case "ping":
+        return this.#send({ type: "pong", seq: frame.seq });
+      case "echo":
+        return this.#send({ type: "echo_reply", seq: frame.seq, payload: frame.payload });
+      case "goodbye":
+        this.deps.log.info("hub said goodbye", { reason: frame.reason });
+        return;
+      default:
+        this.deps.log.debug("ignoring frame", { type: frame.type });
+    }
+  }
+
+  #onWelcome(frame: Frame<"welcome">): void {
+    this.#state = "open";
+    this.sessionId = frame.sessionId;
+    this.#welcomedAtMono = this.deps.clock.monoMs();
+    this.#deadAfterMs = frame.peerDeadAfterMs;
+    this.deps.log.info("tunnel open", {
+      sessionId: frame.sessionId,
+      generation: frame.generation,
+      pingIntervalMs: frame.pingIntervalMs,
+    });
+    if (this.#capabilitiesChanged) {
+      this.#send({ type: "capabilities", capabilities: this.deps.capabilities });
+    }
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Hub configuration, read once at start-up from the environment (and optionally a JSON file named
+ * by HUB_CONFIG holding the same keys). Every problem is reported before the hub listens.
+ */
+import { checkHeartbeatTiming, type HeartbeatTiming, LIMITS } from "../protocol/limits.ts";
+import { type LogLevel, parseLogLevel } from "../runtime/log.ts";
+
+export interface HubConfig {
+  listen: { hostname: string; port: number };
+  db: string;
+  redis?: string;
+  /** Unset → the admin API answers 503. */
+  adminToken?: string;
+  identityKeyPath: string;
+  tls?: { certPath: string; keyPath: string };
+  timing: HeartbeatTiming;
+  logLevel: LogLevel;
+}
+
+const KEYS = [
+  "HUB_LISTEN",
+  "HUB_DB",
+  "HUB_REDIS",
+  "HUB_ADMIN_TOKEN",
+  "HUB_IDENTITY_KEY",
+  "HUB_TLS_CERT",
+  "HUB_TLS_KEY",
+  "HUB_PING_INTERVAL_MS",
+  "HUB_PEER_DEAD_AFTER_MS",
+  "LOG_LEVEL",
+] as const;
+type Key = typeof KEYS[number];
+export type ConfigSource = Partial<Record<Key, string>>;
+
+/** Reads HUB_CONFIG (if set) and the environment; the environment wins. */
+export function configSourceFromEnv(): ConfigSource {
+  const source: ConfigSource = {};
+  const file = Deno.env.get("HUB_CONFIG");
+  if (file) {
+    const parsed: unknown = JSON.parse(Deno.readTextFileSync(file));
+    if (typeof parsed !== "object" || parsed === null) {
+      throw new TypeError(`${file}: not a JSON object`);
+    }
+    for (const key of KEYS) {
+      const v = (parsed as Record<string, unknown>)[key];
+      if (v !== undefined) source[key] = String(v);
+    }
+  }
+  for (const key of KEYS) {
+    const v = Deno.env.get(key);
+    if (v !== undefined && v !== "") source[key] = v;
+  }
+  return source;
+}
+
+export function parseHubConfig(src: ConfigSource): HubConfig {
+  const adminToken = src.HUB_ADMIN_TOKEN;
+  if (adminToken !== undefined && adminToken.length < 16) {
+    throw new RangeError("Invalid HUB_ADMIN_TOKEN: use at least 16 characters");
+  }
+  if (Boolean(src.HUB_TLS_CERT) !== Boolean(src.HUB_TLS_KEY)) {
+    throw new TypeError("Invalid TLS config: set both HUB_TLS_CERT and HUB_TLS_KEY, or neither");
+  }
+  if (src.HUB_REDIS && !/^rediss?:\/\//.test(src.HUB_REDIS)) {
+    throw new TypeError("Invalid HUB_REDIS: expected redis://host:port");
+  }
+  return {
+    listen: parseListen(src.HUB_LISTEN ?? "0.0.0.0:8080"),
+    db: src.HUB_DB ?? "sqlite:./data/hub.db",
+    redis: src.HUB_REDIS,
+    adminToken,
+    identityKeyPath: src.HUB_IDENTITY_KEY ?? "./data/hub.key",
+    tls: src.HUB_TLS_CERT ? { certPath: src.HUB_TLS_CERT, keyPath: src.HUB_TLS_KEY! } : undefined,
+    timing: checkHeartbeatTiming({
+      pingIntervalMs: intOr(
+        src.HUB_PING_INTERVAL_MS,
+        "HUB_PING_INTERVAL_MS",
+        LIMITS.pingIntervalMs,
+      ),
+      peerDeadAfterMs: intOr(
+        src.HUB_PEER_DEAD_AFTER_MS,
+        "HUB_PEER_DEAD_AFTER_MS",
+        LIMITS.peerDeadAfterMs,
+      ),
+    }),
+    logLevel: parseLogLevel(src.LOG_LEVEL),
+  };
+}
+
+/** `host:port`, `[v6]:port` or `:port`. */
+export function parseListen(value: string): { hostname: string; port: number } {
+  const m = value.match(/^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) throw new TypeError(`Invalid HUB_LISTEN "${value}": expected host:port`);
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+function intOr(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new RangeError(`Invalid ${name} "${value}": expected a positive integer`);
+  }
+  return n;
+}

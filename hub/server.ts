@@ -1,0 +1,89 @@
+/**
+ * Starts a hub: store, identity, tunnel endpoint and HTTP app on one listener. Used by `hub serve`,
+ * the tests and the benchmarks alike.
+ */
+import { CloseCode } from "../protocol/close_codes.ts";
+import { type Clock, systemClock } from "../protocol/clock.ts";
+import type { Signer } from "../protocol/identity.ts";
+import { createLogger, type Logger } from "../runtime/log.ts";
+import { hubApp } from "./app.ts";
+import type { HubConfig } from "./config.ts";
+import { loadOrCreateIdentity } from "./identity_file.ts";
+import { Metrics } from "./metrics.ts";
+import { type HubStore, openStore, redactDsn } from "./store/mod.ts";
+import { TunnelEndpoint } from "./tunnel/endpoint.ts";
+
+export const TUNNEL_PATH = "/tunnel/connect";
+
+export interface RunningHub {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  identity: Signer;
+  store: HubStore;
+  tunnel: TunnelEndpoint;
+  close(): Promise<void>;
+}
+
+export async function startHub(
+  config: HubConfig,
+  options: { clock?: Clock; log?: Logger } = {},
+): Promise<RunningHub> {
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger({ service: "hub", level: config.logLevel });
+  const identity = await loadOrCreateIdentity(config.identityKeyPath, log);
+  const store = await openStore(config.db);
+  const metrics = new Metrics();
+  const tunnel = new TunnelEndpoint({
+    store,
+    identity,
+    clock,
+    timing: config.timing,
+    log,
+    metrics,
+  });
+  const app = hubApp({
+    store,
+    registry: tunnel.registry,
+    clock,
+    adminToken: config.adminToken,
+    metrics,
+    log,
+  });
+
+  const tls = config.tls
+    ? {
+      cert: await Deno.readTextFile(config.tls.certPath),
+      key: await Deno.readTextFile(config.tls.keyPath),
+    }
+    : {};
+  const { promise: listening, resolve } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+    ...tls,
+    onListen: resolve,
+  }, (req, info) => {
+    const path = new URL(req.url).pathname;
+    if (path === TUNNEL_PATH) return tunnel.handle(req, (info.remoteAddr as Deno.NetAddr).hostname);
+    return app.fetch(req);
+  });
+  const addr = await listening;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
+  log.info("hub listening", { url, db: redactDsn(config.db), hubKey: identity.publicKey });
+
+  let closed = false;
+  return {
+    url,
+    identity,
+    store,
+    tunnel,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
+      await server.shutdown();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,25 @@
+/**
+ * A write was refused because another row already holds a value that must be unique.
+ *
+ * Callers catch this to answer "409 Conflict"; every other store error is unexpected.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await store.createAgent(agent, now);
+ * } catch (e) {
+ *   if (e instanceof StoreConflictError && e.field === "publicKey") return conflict();
+ *   throw e;
+ * }
+ * ```
+ */
+export class StoreConflictError extends Error {
+  /** The record field (camelCase, as in the store's types) whose value is taken. */
+  readonly field: string;
+
+  constructor(field: string, options?: ErrorOptions) {
+    super(`Cannot write: another row already has this ${field}`, options);
+    this.name = "StoreConflictError";
+    this.field = field;
+  }
+}

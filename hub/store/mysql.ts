@@ -1,0 +1,180 @@
+/**
+ * The MySQL/MariaDB store: a `mysql2` connection pool, one statement per write, so each write
+ * is atomic on its own (InnoDB autocommit).
+ */
+import mysql from "mysql2/promise";
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import type { Capabilities } from "../../protocol/capabilities.ts";
+import {
+  AGENT_COLUMNS,
+  type AgentRow,
+  conflictField,
+  newAgentRecord,
+  rowToAgent,
+} from "./_rows.ts";
+import type { StoreLocation } from "./dsn.ts";
+import { StoreConflictError } from "./errors.ts";
+import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
+import type { AgentRecord, HubStore, NewAgent } from "./mod.ts";
+
+type MysqlLocation = Extract<StoreLocation, { kind: "mysql" }>;
+
+/** Server-wide advisory lock held while migrating, so concurrent hubs apply each step once. */
+const MIGRATION_LOCK = "aqueduct_migrate";
+const MIGRATION_LOCK_WAIT_S = 30;
+const POOL_CONNECTIONS_MAX = 10;
+
+/** Connects, applies pending migrations, and returns the store. The database must exist. */
+export async function openMysqlStore(location: MysqlLocation): Promise<HubStore> {
+  const { host, port, user, password, database } = location;
+  const pool = mysql.createPool({
+    host,
+    port,
+    user,
+    password,
+    database,
+    connectionLimit: POOL_CONNECTIONS_MAX,
+  });
+  try {
+    await migrate(pool, Date.now());
+    return new MysqlStore(pool);
+  } catch (e) {
+    await pool.end();
+    // Name the server (never the password) so an operator knows which DSN failed.
+    const where = `mysql://${user}@${host}:${port}/${database}`;
+    throw new Error(`Cannot open store ${where}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/**
+ * Applies pending migrations on one connection while holding `GET_LOCK`: a second process
+ * waits for the lock, then reads the new version and applies nothing.
+ */
+async function migrate(pool: Pool, nowMs: number): Promise<void> {
+  const conn = await pool.getConnection();
+  let healthy = false;
+  try {
+    const [locked] = await conn.query<RowDataPacket[]>("SELECT GET_LOCK(?, ?) AS got", [
+      MIGRATION_LOCK,
+      MIGRATION_LOCK_WAIT_S,
+    ]);
+    if (locked[0]?.got !== 1) {
+      throw new Error(
+        `lock "${MIGRATION_LOCK}" still held by another process after ${MIGRATION_LOCK_WAIT_S} s`,
+      );
+    }
+    try {
+      await conn.query(SCHEMA_MIGRATIONS_DDL.mysql);
+      for (const m of pendingMigrations(await readVersion(conn))) {
+        // DDL commits implicitly (see migrations.ts); the transaction still keeps a data
+        // migration and its bookkeeping row together.
+        await conn.beginTransaction();
+        try {
+          for (const sql of m.mysql) await conn.query(sql);
+          await conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+            [m.version, m.name, nowMs],
+          );
+          await conn.commit();
+        } catch (e) {
+          await conn.rollback();
+          throw e;
+        }
+      }
+    } finally {
+      await conn.query("DO RELEASE_LOCK(?)", [MIGRATION_LOCK]);
+    }
+    healthy = true;
+  } finally {
+    // A connection that failed midway may be broken; closing it also frees any lock it held.
+    if (healthy) conn.release();
+    else conn.destroy();
+  }
+}
+
+async function readVersion(conn: Pool | PoolConnection): Promise<number> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    "SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations",
+  );
+  return Number(rows[0]?.v ?? 0);
+}
+
+class MysqlStore implements HubStore {
+  readonly kind = "mysql" as const;
+  #pool: Pool;
+  #closed = false;
+
+  constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  async createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord> {
+    const a = newAgentRecord(agent, nowMs);
+    try {
+      await this.#pool.execute(
+        `INSERT INTO agents (id, name, public_key, key_id, tier, disabled, created_at_ms)
+         VALUES (?, ?, ?, ?, ?, 0, ?)`,
+        [a.id, a.name, a.publicKey, a.keyId, a.tier, a.createdAtMs],
+      );
+    } catch (e) {
+      throw asConflict(e) ?? e;
+    }
+    return a;
+  }
+
+  async getAgent(id: string): Promise<AgentRecord | null> {
+    const [rows] = await this.#pool.execute<RowDataPacket[]>(
+      `SELECT ${AGENT_COLUMNS} FROM agents WHERE id = ?`,
+      [id],
+    );
+    const row = rows[0];
+    return row ? rowToAgent(row as AgentRow) : null;
+  }
+
+  async listAgents(): Promise<AgentRecord[]> {
+    const [rows] = await this.#pool.query<RowDataPacket[]>(
+      `SELECT ${AGENT_COLUMNS} FROM agents ORDER BY created_at_ms, id`,
+    );
+    return rows.map((row) => rowToAgent(row as AgentRow));
+  }
+
+  async recordAgentSeen(
+    id: string,
+    seen: { atMs: number; capabilities?: Capabilities },
+  ): Promise<void> {
+    const caps = seen.capabilities === undefined ? null : JSON.stringify(seen.capabilities);
+    await this.#pool.execute(
+      "UPDATE agents SET last_seen_at_ms = ?, capabilities = COALESCE(?, capabilities) WHERE id = ?",
+      [seen.atMs, caps, id],
+    );
+  }
+
+  async setAgentDisabled(id: string, disabled: boolean): Promise<boolean> {
+    // affectedRows counts matched rows (mysql2 sets FOUND_ROWS), so re-disabling returns true.
+    const [res] = await this.#pool.execute<ResultSetHeader>(
+      "UPDATE agents SET disabled = ? WHERE id = ?",
+      [disabled ? 1 : 0, id],
+    );
+    return res.affectedRows > 0;
+  }
+
+  schemaVersion(): Promise<number> {
+    return readVersion(this.#pool);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}
+
+/** Maps "Duplicate entry '…' for key 'agents_public_key'" (ER_DUP_ENTRY) to a conflict. */
+function asConflict(e: unknown): StoreConflictError | undefined {
+  if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") return undefined;
+  // Anchored at the end: the duplicate value itself is caller-supplied text. MySQL 8 prefixes
+  // the index with "table.".
+  const key = /for key '(?:[^']*\.)?([^'.]*)'$/.exec((e as Error).message)?.[1];
+  const field = key === undefined ? undefined : conflictField(key);
+  return field === undefined ? undefined : new StoreConflictError(field, { cause: e });
+}

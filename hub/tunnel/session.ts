@@ -1,0 +1,167 @@
+/**
+ * One authenticated agent connection on the hub. It waits on three things only: the next frame,
+ * the heartbeat deadline and close. It owns the echoes in flight and, later, the request streams.
+ */
+import type { Capabilities } from "../../protocol/capabilities.ts";
+import type { Clock } from "../../protocol/clock.ts";
+import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
+import { type ControlFrame, encodeControl, type Frame } from "../../protocol/frames.ts";
+import { type HeartbeatTiming, LIMITS } from "../../protocol/limits.ts";
+import type { Logger } from "../../runtime/log.ts";
+
+/** The part of a server-side WebSocket a session uses. */
+export interface SessionSocket {
+  readonly readyState: number;
+  send(data: string | Uint8Array<ArrayBuffer>): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface SessionInit {
+  agentId: string;
+  sessionId: string;
+  generation: number;
+  capabilities: Capabilities;
+  remoteAddr: string;
+  socket: SessionSocket;
+  clock: Clock;
+  timing: HeartbeatTiming;
+  log: Logger;
+  /** Called once when the session ends, whatever the reason. */
+  onClosed: (session: AgentSession, code: number, reason: string) => void;
+  onCapabilities: (session: AgentSession) => void;
+}
+
+interface PendingEcho {
+  sentAtMono: number;
+  resolve: (r: { payload: string; rttMs: number }) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Raised to callers waiting on a session that ended or cannot take the request. */
+export class SessionUnavailableError extends Error {
+  override name = "SessionUnavailableError";
+}
+
+const OPEN = 1;
+
+export class AgentSession {
+  readonly agentId: string;
+  readonly sessionId: string;
+  readonly generation: number;
+  readonly remoteAddr: string;
+  readonly connectedAtMs: number;
+  capabilities: Capabilities;
+  lastFrameAtMs: number;
+  #lastFrameMono: number;
+  #closed = false;
+  #pingSeq = 0;
+  #echoSeq = 0;
+  readonly #echoes = new Map<number, PendingEcho>();
+  readonly #heartbeat: ReturnType<typeof setInterval>;
+  readonly #init: SessionInit;
+
+  constructor(init: SessionInit) {
+    this.#init = init;
+    this.agentId = init.agentId;
+    this.sessionId = init.sessionId;
+    this.generation = init.generation;
+    this.remoteAddr = init.remoteAddr;
+    this.capabilities = init.capabilities;
+    this.connectedAtMs = init.clock.nowMs();
+    this.lastFrameAtMs = this.connectedAtMs;
+    this.#lastFrameMono = init.clock.monoMs();
+    this.#heartbeat = setInterval(() => this.#tick(), init.timing.pingIntervalMs);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Handles one decoded control frame from the agent. */
+  onControl(frame: ControlFrame): void {
+    this.#touch();
+    switch (frame.type) {
+      case "pong":
+        return;
+      case "echo_reply":
+        return this.#settleEcho(frame);
+      case "capabilities":
+        this.capabilities = frame.capabilities;
+        this.#init.onCapabilities(this);
+        return;
+      case "goodbye":
+        this.#init.log.info("agent said goodbye", { reason: frame.reason });
+        return;
+      default:
+        this.close(CloseCode.unexpectedFrame, `unexpected ${frame.type} frame in an open session`);
+    }
+  }
+
+  /** Any binary frame still proves liveness; streams arrive with the gateway. */
+  onBinary(): void {
+    this.#touch();
+  }
+
+  /** Sends `payload` through the tunnel and resolves with the agent's reply and round-trip time. */
+  echo(payload: string): Promise<{ payload: string; rttMs: number }> {
+    if (this.#closed) return Promise.reject(new SessionUnavailableError("agent session is closed"));
+    if (this.#echoes.size >= LIMITS.echoesInFlightMax) {
+      return Promise.reject(new SessionUnavailableError("too many echoes in flight"));
+    }
+    const seq = ++this.#echoSeq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#echoes.delete(seq);
+        reject(new SessionUnavailableError(`no echo reply within ${LIMITS.echoTimeoutMs} ms`));
+      }, LIMITS.echoTimeoutMs);
+      this.#echoes.set(seq, { sentAtMono: this.#init.clock.monoMs(), resolve, reject, timer });
+      this.send({ type: "echo", seq, payload });
+    });
+  }
+
+  send(frame: ControlFrame): void {
+    if (this.#closed || this.#init.socket.readyState !== OPEN) return;
+    this.#init.socket.send(encodeControl(frame));
+  }
+
+  /** Ends the session (idempotent): closes the socket, fails waiters, tells the owner. */
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    for (const echo of this.#echoes.values()) {
+      clearTimeout(echo.timer);
+      echo.reject(new SessionUnavailableError(`agent session closed: ${describeClose(code)}`));
+    }
+    this.#echoes.clear();
+    try {
+      this.#init.socket.close(code, boundCloseReason(reason));
+    } catch {
+      // Already closed by the peer; nothing left to release.
+    }
+    this.#init.onClosed(this, code, reason);
+  }
+
+  #touch(): void {
+    this.#lastFrameMono = this.#init.clock.monoMs();
+    this.lastFrameAtMs = this.#init.clock.nowMs();
+  }
+
+  #tick(): void {
+    const silentMs = this.#init.clock.monoMs() - this.#lastFrameMono;
+    if (silentMs > this.#init.timing.peerDeadAfterMs) {
+      this.close(CloseCode.peerDead, `no frame for ${Math.round(silentMs)} ms`);
+      return;
+    }
+    this.send({ type: "ping", seq: ++this.#pingSeq, sentAtMs: this.#init.clock.nowMs() });
+  }
+
+  #settleEcho(frame: Frame<"echo_reply">): void {
+    const echo = this.#echoes.get(frame.seq);
+    if (!echo) return; // late reply after a timeout
+    this.#echoes.delete(frame.seq);
+    clearTimeout(echo.timer);
+    echo.resolve({ payload: frame.payload, rttMs: this.#init.clock.monoMs() - echo.sentAtMono });
+  }
+}

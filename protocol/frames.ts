@@ -1,0 +1,266 @@
+/**
+ * The tunnel's wire: every frame type, the protocol version and the codec, in one module.
+ *
+ * Control frames are JSON text messages `{type, ...}`. Body bytes travel as binary messages
+ * with a 12-byte header, so bodies are never base64-encoded or JSON-parsed:
+ *
+ * ```
+ * 0        1      2       3          4             8              12
+ * | version | kind | flags | reserved | stream id u32 | length u32 | payload (≤ 64 KiB) |
+ * ```
+ */
+import {
+  array,
+  B64URL_PATTERN,
+  bool,
+  FrameDecodeError,
+  ID_PATTERN,
+  type Infer,
+  isPlainObject,
+  object,
+  oneOf,
+  optional,
+  pick,
+  type Schema,
+  str,
+  stringMap,
+  uint,
+} from "./fields.ts";
+import { LIMITS } from "./limits.ts";
+
+export { FrameDecodeError } from "./fields.ts";
+export type { FrameErrorCode } from "./fields.ts";
+
+/** Bumped on any incompatible change to frames or the handshake transcript. */
+export const PROTOCOL_VERSION = 1;
+
+const id = str(80, ID_PATTERN);
+const nonce = str(64, B64URL_PATTERN);
+const signature = str(128, B64URL_PATTERN);
+const streamId = uint(0xffff_ffff);
+const timeMs = uint();
+const u32 = uint(0xffff_ffff);
+
+const channel = object({
+  id,
+  vendor: str(40, ID_PATTERN),
+  models: array(str(200), 2000),
+  rpm: uint(),
+  tpm: uint(),
+});
+const capabilities = object({ agentVersion: str(64), channels: array(channel, 256) });
+
+/** One schema per control frame type; the frame types below are derived from these. */
+const CONTROL_SCHEMAS = {
+  /** agent → hub, first frame: who I am, my fresh nonce, what I offer. */
+  hello: { v: u32, agentId: id, keyId: id, agentNonce: nonce, timestampMs: timeMs, capabilities },
+  /** hub → agent: the hub's nonce and its signature over the transcript (agent checks its pin). */
+  challenge: { hubNonce: nonce, hubKeyId: id, timestampMs: timeMs, signature },
+  /** agent → hub: the agent's signature over the same transcript, bound to the hub nonce. */
+  auth: { hubNonce: nonce, signature },
+  /** hub → agent: session open; heartbeat timing the agent must follow. */
+  welcome: {
+    sessionId: id,
+    generation: uint(),
+    pingIntervalMs: uint(),
+    peerDeadAfterMs: uint(),
+  },
+  ping: { seq: uint(), sentAtMs: timeMs },
+  pong: { seq: uint(), streamsOpen: optional(uint()) },
+  /** agent → hub: channels changed. */
+  capabilities: { capabilities },
+  /** Round-trip probe through the tunnel (admin echo, benchmarks). */
+  echo: { seq: uint(), payload: str(LIMITS.echoPayloadBytesMax) },
+  echo_reply: { seq: uint(), payload: str(LIMITS.echoPayloadBytesMax) },
+  /** hub → agent: open a request stream; body follows as REQUEST_BODY frames ending with FIN. */
+  request: {
+    stream: streamId,
+    vendor: str(40, ID_PATTERN),
+    channelId: optional(id),
+    method: oneOf(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"] as const),
+    path: str(8192),
+    headers: stringMap(200, 16384),
+    requestId: str(128),
+    priceVersion: optional(uint()),
+    deadlineMs: optional(timeMs),
+  },
+  /** agent → hub: upstream status and headers; body follows as RESPONSE_BODY frames. */
+  response_head: { stream: streamId, status: uint(999), headers: stringMap(200, 16384) },
+  /** agent → hub: the upstream finished; what the agent measured. */
+  response_end: {
+    stream: streamId,
+    upstreamRequestId: optional(str(256)),
+    usage: optional(stringMap(64, 64)),
+  },
+  /** Either side: stop this stream now (idempotent). */
+  abort: { stream: streamId, reason: str(500) },
+  /** Receiver grants the sender more bytes on one stream. */
+  credit: { stream: streamId, bytes: u32 },
+  /** agent → hub: the streams it still has open, so leaked ones can be reaped. */
+  sync: { streams: array(streamId, LIMITS.streamsPerSessionMax) },
+  /** Either side, before closing on purpose, so the peer can log why. */
+  goodbye: { reason: str(500), reconnect: bool() },
+} as const satisfies Record<string, Schema>;
+
+type Schemas = typeof CONTROL_SCHEMAS;
+export type ControlType = keyof Schemas;
+/** A control frame of one type, e.g. `Frame<"hello">`. */
+export type Frame<T extends ControlType> = { type: T } & Infer<Schemas[T]>;
+export type ControlFrame = { [T in ControlType]: Frame<T> }[ControlType];
+
+export const CONTROL_TYPES = Object.keys(CONTROL_SCHEMAS) as ControlType[];
+
+const encoder = new TextEncoder();
+
+/** Encodes a control frame, checking it against its schema first (a bug never reaches the wire). */
+export function encodeControl(frame: ControlFrame): string {
+  const text = JSON.stringify(validateControl(frame));
+  if (text.length > LIMITS.controlFrameBytesMax) {
+    throw new RangeError(
+      `Cannot encode frame: ${frame.type} is ${text.length} bytes, above ${LIMITS.controlFrameBytesMax}`,
+    );
+  }
+  return text;
+}
+
+/** Decodes and validates a JSON control frame; throws `FrameDecodeError` for anything wrong. */
+export function decodeControl(text: string): ControlFrame {
+  // Bound the work before parsing: JSON.parse on a huge string is the expensive part.
+  if (text.length > LIMITS.controlFrameBytesMax) {
+    throw new FrameDecodeError(
+      "too_large",
+      `control frame of ${text.length} chars is above ${LIMITS.controlFrameBytesMax}`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new FrameDecodeError("bad_json", "control frame is not valid JSON");
+  }
+  return validateControl(value);
+}
+
+function validateControl(value: unknown): ControlFrame {
+  if (!isPlainObject(value)) {
+    throw new FrameDecodeError("bad_json", "control frame is not an object");
+  }
+  const type = value.type;
+  if (typeof type !== "string" || !Object.hasOwn(CONTROL_SCHEMAS, type)) {
+    const shown = typeof type === "string" ? JSON.stringify(type.slice(0, 40)) : typeof type;
+    throw new FrameDecodeError("unknown_type", `unknown control frame type ${shown}`);
+  }
+  const schema: Schema = CONTROL_SCHEMAS[type as ControlType];
+  return { type, ...pick(schema, value) } as ControlFrame;
+}
+
+/** Binary frame kinds. */
+export const BodyKind = { request: 1, response: 2 } as const;
+export type BodyKind = typeof BodyKind[keyof typeof BodyKind];
+const BODY_KINDS = new Set<number>(Object.values(BodyKind));
+
+/** Flag bit: last body frame of this direction of the stream. */
+export const FLAG_FIN = 0x01;
+const KNOWN_FLAGS = FLAG_FIN;
+
+export interface BodyFrame {
+  kind: BodyKind;
+  stream: number;
+  fin: boolean;
+  /** A view into the received message; copy it to keep it past the handler. */
+  payload: Uint8Array;
+}
+
+/** Encodes one body frame; payloads above `bodyFrameBytesMax` must be split by the caller. */
+export function encodeBody(frame: BodyFrame): Uint8Array<ArrayBuffer> {
+  const { kind, stream, fin, payload } = frame;
+  if (!BODY_KINDS.has(kind)) {
+    throw new RangeError(`Cannot encode frame: body kind ${kind} is unknown`);
+  }
+  if (!Number.isInteger(stream) || stream < 1 || stream > 0xffff_ffff) {
+    throw new RangeError(`Cannot encode frame: stream id ${stream} is outside 1..2^32-1`);
+  }
+  if (payload.length > LIMITS.bodyFrameBytesMax) {
+    throw new RangeError(
+      `Cannot encode frame: payload ${payload.length} bytes is above ${LIMITS.bodyFrameBytesMax}`,
+    );
+  }
+  const out = new Uint8Array(LIMITS.bodyFrameHeaderBytes + payload.length);
+  const view = new DataView(out.buffer);
+  out[0] = PROTOCOL_VERSION;
+  out[1] = kind;
+  out[2] = fin ? FLAG_FIN : 0;
+  view.setUint32(4, stream);
+  view.setUint32(8, payload.length);
+  out.set(payload, LIMITS.bodyFrameHeaderBytes);
+  return out;
+}
+
+/** Decodes a binary body frame, checking every header field and the exact length. */
+export function decodeBody(bytes: Uint8Array): BodyFrame {
+  const headerBytes = LIMITS.bodyFrameHeaderBytes;
+  if (bytes.length < headerBytes) {
+    throw new FrameDecodeError(
+      "bad_header",
+      `header length ${bytes.length} is below ${headerBytes}`,
+    );
+  }
+  if (bytes.length > headerBytes + LIMITS.bodyFrameBytesMax) {
+    throw new FrameDecodeError(
+      "too_large",
+      `body frame of ${bytes.length} bytes is above ${headerBytes + LIMITS.bodyFrameBytesMax}`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint8(0);
+  if (version !== PROTOCOL_VERSION) {
+    throw new FrameDecodeError(
+      "bad_version",
+      `protocol version ${version} is not ${PROTOCOL_VERSION}`,
+    );
+  }
+  const kind = view.getUint8(1);
+  if (!BODY_KINDS.has(kind)) {
+    throw new FrameDecodeError("bad_header", `body kind ${kind} is unknown`);
+  }
+  const flags = view.getUint8(2);
+  if ((flags & ~KNOWN_FLAGS) !== 0) {
+    throw new FrameDecodeError("bad_header", `flags 0x${flags.toString(16)} has unknown bits`);
+  }
+  if (view.getUint8(3) !== 0) throw new FrameDecodeError("bad_header", "reserved byte is not 0");
+  const stream = view.getUint32(4);
+  if (stream === 0) throw new FrameDecodeError("bad_header", "stream id 0 is reserved");
+  const length = view.getUint32(8);
+  if (length !== bytes.length - headerBytes) {
+    throw new FrameDecodeError(
+      "bad_length",
+      `declared length ${length} differs from payload length ${bytes.length - headerBytes}`,
+    );
+  }
+  return {
+    kind: kind as BodyKind,
+    stream,
+    fin: (flags & FLAG_FIN) !== 0,
+    payload: bytes.subarray(headerBytes),
+  };
+}
+
+/** Decodes whatever a WebSocket delivered: text → control frame, binary → body frame. */
+export function decodeMessage(data: unknown): ControlFrame | BodyFrame {
+  if (typeof data === "string") return decodeControl(data);
+  if (data instanceof ArrayBuffer) return decodeBody(new Uint8Array(data));
+  if (data instanceof Uint8Array) return decodeBody(data);
+  throw new FrameDecodeError(
+    "bad_header",
+    `message of type ${typeof data} is neither text nor binary`,
+  );
+}
+
+export function isBodyFrame(frame: ControlFrame | BodyFrame): frame is BodyFrame {
+  return !("type" in frame);
+}
+
+/** UTF-8 length of a string, for logs and size checks. */
+export function utf8Length(text: string): number {
+  return encoder.encode(text).length;
+}
