@@ -16,6 +16,7 @@ import { createLogger, parseLogLevel } from "../runtime/log.ts";
 import { channelCommand } from "./channels_cli.ts";
 import {
   capabilitiesOf,
+  type Channel,
   paths,
   readChannels,
   readConfig,
@@ -23,7 +24,15 @@ import {
   validateConfig,
   writeJsonAtomic,
 } from "./config.ts";
-import { allowedNetHosts, hasUnrestrictedNet, lockedRunFlags } from "./permissions.ts";
+import {
+  allowedNetHosts,
+  hasUnrestrictedNet,
+  lockedRunFlags,
+  parseDevUpstreams,
+} from "./permissions.ts";
+import type { DevUpstreams } from "./upstream/whitelist.ts";
+import type { Frame } from "../protocol/frames.ts";
+import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
 
 const USAGE =
@@ -120,6 +129,10 @@ async function run(args: string[]): Promise<number> {
     clock: systemClock,
     random: Math.random,
     log: log.with({ agentId }),
+    streams: {
+      resolveChannel: (request) => resolveChannel(channels, request),
+      dev: devUpstreams(),
+    },
   });
   const watcher = watchChannels(dir, async () => {
     channels = await readChannels(dir);
@@ -180,6 +193,23 @@ function watchChannels(dir: string, onChange: () => Promise<void>): { close(): v
       watcher.close();
     },
   };
+}
+
+/** The channel the hub chose for a request, if this agent has it for that vendor. */
+function resolveChannel(channels: Channel[], request: Frame<"request">) {
+  const channel = channels.find((c) => c.id === request.channelId) ??
+    (request.channelId ? undefined : channels.find((c) => c.vendor === request.vendor));
+  if (!channel || channel.vendor !== request.vendor) {
+    return `no ${request.vendor} channel "${request.channelId ?? ""}" here`;
+  }
+  const vendor = vendorNamed(channel.vendor);
+  if (!vendor) return `vendor ${channel.vendor} is not supported by this agent version`;
+  return { vendor, channel };
+}
+
+function devUpstreams(): DevUpstreams | undefined {
+  const text = Deno.env.get("AGENT_DEV_UPSTREAMS");
+  return text ? parseDevUpstreams(text) : undefined;
 }
 
 function envInt(name: string, fallback: number): number {

@@ -2,12 +2,19 @@
 import { Hono } from "hono";
 import { errorMessage, type Logger } from "../runtime/log.ts";
 import { type AdminDeps, adminRoutes } from "./admin/routes.ts";
+import { usageRoutes } from "./admin/usage.ts";
+import { userRoutes } from "./admin/users.ts";
+import type { HubConfig } from "./config.ts";
+import { type GatewayWiring, mountVendorGateway } from "./gateway/mod.ts";
+import { renderGatewayError } from "./gateway/routes.ts";
 import { errorBody, HttpError } from "./http.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface AppDeps extends AdminDeps {
   metrics: Metrics;
   log: Logger;
+  config: Pick<HubConfig, "gateway" | "moderation">;
+  onUsage?: GatewayWiring["onUsage"];
 }
 
 export function hubApp(deps: AppDeps): Hono {
@@ -17,11 +24,17 @@ export function hubApp(deps: AppDeps): Hono {
     "/metrics",
     (c) => c.text(deps.metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
-  app.route("/admin", adminRoutes(deps));
+  const admin = adminRoutes(deps);
+  admin.route("/", userRoutes(deps));
+  admin.route("/", usageRoutes(deps));
+  app.route("/admin", admin);
+  mountVendorGateway(app, deps);
   app.notFound((c) =>
     c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404)
   );
   app.onError((err, c) => {
+    const vendorError = renderGatewayError(c, err);
+    if (vendorError) return vendorError;
     if (err instanceof HttpError) {
       return c.json(errorBody(err.type, err.message), err.status as 400);
     }

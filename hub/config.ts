@@ -14,6 +14,14 @@ export interface HubConfig {
   identityKeyPath: string;
   tls?: { certPath: string; keyPath: string };
   timing: HeartbeatTiming;
+  gateway: { maxRequestBytes: number; streamIdleTimeoutMs: number };
+  moderation: {
+    /** Raw keyword list (comma-separated or JSON array); parsed by the keyword moderator. */
+    keywords?: string;
+    /** A moderation model to ask through an agent (e.g. omni-moderation-latest). */
+    model?: string;
+    failOpen: boolean;
+  };
   logLevel: LogLevel;
 }
 
@@ -27,6 +35,11 @@ const KEYS = [
   "HUB_TLS_KEY",
   "HUB_PING_INTERVAL_MS",
   "HUB_PEER_DEAD_AFTER_MS",
+  "HUB_MAX_REQUEST_BYTES",
+  "HUB_STREAM_IDLE_TIMEOUT_MS",
+  "HUB_MODERATION_KEYWORDS",
+  "HUB_MODERATION_MODEL",
+  "HUB_MODERATION_FAIL_OPEN",
   "LOG_LEVEL",
 ] as const;
 type Key = typeof KEYS[number];
@@ -83,6 +96,19 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
         LIMITS.peerDeadAfterMs,
       ),
     }),
+    gateway: {
+      maxRequestBytes: intOr(src.HUB_MAX_REQUEST_BYTES, "HUB_MAX_REQUEST_BYTES", 64 * 1024 * 1024),
+      streamIdleTimeoutMs: intOr(
+        src.HUB_STREAM_IDLE_TIMEOUT_MS,
+        "HUB_STREAM_IDLE_TIMEOUT_MS",
+        300_000,
+      ),
+    },
+    moderation: {
+      keywords: src.HUB_MODERATION_KEYWORDS,
+      model: src.HUB_MODERATION_MODEL,
+      failOpen: src.HUB_MODERATION_FAIL_OPEN === "true",
+    },
     logLevel: parseLogLevel(src.LOG_LEVEL),
   };
 }

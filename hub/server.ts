@@ -48,6 +48,16 @@ export async function startHub(
     adminToken: config.adminToken,
     metrics,
     log,
+    config,
+    // Usage is kept per request for billing; a failure here is logged, never shown to the client.
+    onUsage: (record, context) => {
+      store.recordUsage(record, context).catch((e) =>
+        log.error("cannot record usage", {
+          requestId: record.requestId,
+          error: (e as Error).message,
+        })
+      );
+    },
   });
 
   const tls = config.tls

@@ -8,6 +8,8 @@ export const CloseCode = {
    * only lets applications send 1000 and 3000–4999.
    */
   shutdown: 1000,
+  /** Never sent: what a side reports when the connection dropped without a close frame. */
+  connectionLost: 1006,
   /** A frame failed to decode (bad JSON, bad header, unknown type, bad field). */
   malformedFrame: 4000,
   /** HELLO or a body frame named another protocol version. */
@@ -16,6 +18,8 @@ export const CloseCode = {
   frameTooLarge: 4002,
   /** A frame that is valid but not allowed in the current state (e.g. a second HELLO). */
   unexpectedFrame: 4003,
+  /** The peer sent more body bytes than its credit allowed, or acknowledged bytes never sent. */
+  flowControl: 4004,
   /** HELLO named an agent id / key id the hub has not enrolled (or has disabled). */
   unknownAgent: 4401,
   /** AUTH signature does not verify against the enrolled agent key. */

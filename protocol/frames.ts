@@ -13,6 +13,7 @@ import {
   array,
   B64URL_PATTERN,
   bool,
+  type Field,
   FrameDecodeError,
   ID_PATTERN,
   type Infer,
@@ -27,6 +28,7 @@ import {
   uint,
 } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
+import { USAGE_FIELDS } from "./usage.ts";
 
 export { FrameDecodeError } from "./fields.ts";
 export type { FrameErrorCode } from "./fields.ts";
@@ -49,6 +51,12 @@ const channel = object({
   tpm: uint(),
 });
 const capabilities = object({ agentVersion: str(64), channels: array(channel, 256) });
+const usage = object(
+  Object.fromEntries(USAGE_FIELDS.map((f) => [f, uint()])) as Record<
+    typeof USAGE_FIELDS[number],
+    Field<number>
+  >,
+);
 
 /** One schema per control frame type; the frame types below are derived from these. */
 const CONTROL_SCHEMAS = {
@@ -86,16 +94,26 @@ const CONTROL_SCHEMAS = {
   },
   /** agent → hub: upstream status and headers; body follows as RESPONSE_BODY frames. */
   response_head: { stream: streamId, status: uint(999), headers: stringMap(200, 16384) },
-  /** agent → hub: the upstream finished; what the agent measured. */
+  /** agent → hub: the upstream finished; what the agent measured (see protocol/usage.ts). */
   response_end: {
     stream: streamId,
     upstreamRequestId: optional(str(256)),
-    usage: optional(stringMap(64, 64)),
+    /** True when the vendor signalled a complete response (e.g. `[DONE]`, `response.completed`). */
+    complete: bool(),
+    usage: optional(usage),
+    promptTokens: optional(uint()),
+    model: optional(str(200)),
+    serviceTier: optional(str(64)),
+    /** Key rotations the agent made before the first byte (401 / quota 429 on earlier keys). */
+    keyRotations: optional(uint(64)),
   },
   /** Either side: stop this stream now (idempotent). */
   abort: { stream: streamId, reason: str(500) },
-  /** Receiver grants the sender more bytes on one stream. */
-  credit: { stream: streamId, bytes: u32 },
+  /**
+   * Receiver → sender: `bytes` more were consumed (acknowledged); `window`, when present, is the
+   * stream's new window size (it only grows). Sender may have `window − (sent − acked)` in flight.
+   */
+  credit: { stream: streamId, bytes: u32, window: optional(u32) },
   /** agent → hub: the streams it still has open, so leaked ones can be reaped. */
   sync: { streams: array(streamId, LIMITS.streamsPerSessionMax) },
   /** Either side, before closing on purpose, so the peer can log why. */

@@ -7,6 +7,7 @@
  * Replay a run: `FUZZ_SEED=<seed> deno test -A protocol/frames_fuzz_test.ts`
  * Longer run:   `FUZZ_ITERATIONS=2000000 deno test -A protocol/frames_fuzz_test.ts`
  */
+import { type Usage, USAGE_FIELDS } from "./usage.ts";
 import assert from "node:assert/strict";
 import { seedFromEnv } from "../tests/support/seed.ts";
 import {
@@ -94,7 +95,7 @@ function randUint(r: Rng, max = Number.MAX_SAFE_INTEGER): number {
     case 2:
       return Math.max(0, max - 1);
     case 3:
-      return int(r, 1000);
+      return Math.min(max, int(r, 1000));
     default:
       return Math.min(max, Math.floor(r() * 2 ** (1 + int(r, 53))));
   }
@@ -196,13 +197,22 @@ const GENERATORS: { [T in ControlType]: (r: Rng) => Frame<T> } = {
     type: "response_end",
     stream: randUint(r, 0xffff_ffff),
     ...(chance(r, 0.5) ? { upstreamRequestId: randText(r, 256) } : {}),
-    ...(chance(r, 0.5) ? { usage: randMap(r, 64) } : {}),
+    complete: chance(r, 0.5),
+    ...(chance(r, 0.5)
+      ? {
+        usage: Object.fromEntries(
+          USAGE_FIELDS.map((f) => [f, randUint(r, Number.MAX_SAFE_INTEGER)]),
+        ) as unknown as Usage,
+      }
+      : {}),
+    ...(chance(r, 0.5) ? { promptTokens: randUint(r, 1e9), keyRotations: randUint(r, 64) } : {}),
   }),
   abort: (r) => ({ type: "abort", stream: randUint(r, 0xffff_ffff), reason: randText(r, 500) }),
   credit: (r) => ({
     type: "credit",
     stream: randUint(r, 0xffff_ffff),
     bytes: randUint(r, 0xffff_ffff),
+    ...(chance(r, 0.3) ? { window: randUint(r, 0xffff_ffff) } : {}),
   }),
   sync: (r) => ({
     type: "sync",

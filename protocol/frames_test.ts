@@ -1,3 +1,4 @@
+import { emptyUsage } from "./usage.ts";
 import assert from "node:assert/strict";
 import {
   type BodyFrame,
@@ -109,17 +110,29 @@ const SAMPLES: { [T in ControlType]: Frame<T>[] } = {
     status: 200,
     headers: { "set-cookie": "a=b", "x-multi": "1, 2" },
   }, { type: "response_head", stream: 3, status: 999, headers: {} }],
-  response_end: [{ type: "response_end", stream: 2 }, {
+  response_end: [{ type: "response_end", stream: 2, complete: false }, {
     type: "response_end",
     stream: 2,
     upstreamRequestId: "up-123",
-    usage: { input_tokens: "10", output_tokens: "20" },
+    complete: true,
+    usage: {
+      ...emptyUsage(),
+      inputTokens: 10,
+      cachedInputTokens: 64,
+      outputTokens: 20,
+      reasoningTokens: 5,
+    },
+    promptTokens: 74,
+    model: "gpt-4o-mini-2024-07-18",
+    serviceTier: "default",
+    keyRotations: 1,
   }],
   abort: [{ type: "abort", stream: 9, reason: "client went away" }],
   credit: [{ type: "credit", stream: 9, bytes: 65536 }, {
     type: "credit",
     stream: 1,
     bytes: 0xffff_ffff,
+    window: 4 * 1024 * 1024,
   }],
   sync: [{ type: "sync", streams: [] }, { type: "sync", streams: [1, 2, 0xffff_ffff] }],
   goodbye: [{ type: "goodbye", reason: "shutting down", reconnect: true }, {

@@ -6,9 +6,13 @@ import type { Capabilities } from "../../protocol/capabilities.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
 import { toBase64Url } from "../../protocol/encoding.ts";
+import { SessionBudget } from "../../protocol/flow.ts";
 import {
+  type BodyFrame,
+  BodyKind,
   type ControlFrame,
   decodeMessage,
+  encodeBody,
   encodeControl,
   type Frame,
   FrameDecodeError,
@@ -25,6 +29,7 @@ import {
 import type { Signer, Verifier } from "../../protocol/identity.ts";
 import { LIMITS } from "../../protocol/limits.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
+import { AgentStream, type AgentStreamDeps } from "./agent_stream.ts";
 import type { TunnelSocket } from "./dial.ts";
 
 export interface ConnectionDeps {
@@ -36,7 +41,11 @@ export interface ConnectionDeps {
   capabilities: Capabilities;
   clock: Clock;
   log: Logger;
+  /** How request streams are served; without it every REQUEST is refused. */
+  streams?: StreamHost;
 }
+
+export type StreamHost = Pick<AgentStreamDeps, "resolveChannel" | "dev" | "onMetered">;
 
 export interface ConnectionEnd {
   code: number;
@@ -60,6 +69,8 @@ export class TunnelConnection {
   #watchdog: ReturnType<typeof setInterval>;
   #resolve!: (end: ConnectionEnd) => void;
   #queue = Promise.resolve();
+  readonly #streams = new Map<number, AgentStream>();
+  readonly #budget = new SessionBudget();
   #capabilitiesChanged = false;
   #closing?: { code: number; reason: string };
 
@@ -128,6 +139,10 @@ export class TunnelConnection {
     const welcomed = this.#welcomedAtMono > 0;
     this.#state = "closed";
     clearInterval(this.#watchdog);
+    for (const stream of [...this.#streams.values()]) {
+      stream.abort(`tunnel closed: ${describeClose(code)}`);
+    }
+    this.#budget.wake();
     this.#resolve({
       code,
       reason,
@@ -156,13 +171,9 @@ export class TunnelConnection {
         : CloseCode.malformedFrame;
       return this.#closeWith(code, errorMessage(e));
     }
-    if (isBodyFrame(frame)) {
-      if (this.#state !== "open") {
-        this.#closeWith(CloseCode.unexpectedFrame, "body frame before WELCOME");
-      }
-      return; // request streams arrive with the gateway
-    }
-    if (this.#state === "challenge") {
+    // Once open, frames are handled synchronously, in arrival order (a REQUEST before its body).
+    if (this.#state === "open") return this.#dispatch(frame);
+    if (this.#state === "challenge" && !isBodyFrame(frame)) {
       // Verification is async; keep frames in order behind it.
       this.#queue = this.#queue.then(() => this.#onChallenge(frame)).catch((e) => {
         this.deps.log.error("handshake failed", { error: errorMessage(e) });
@@ -170,7 +181,50 @@ export class TunnelConnection {
       });
       return;
     }
-    this.#queue = this.#queue.then(() => this.#onFrame(frame));
+    this.#queue = this.#queue.then(() => this.#dispatch(frame));
+  }
+
+  #dispatch(frame: ControlFrame | BodyFrame): void {
+    if (this.#closing || this.#state === "closed") return;
+    if (!isBodyFrame(frame)) return this.#onFrame(frame);
+    if (this.#state !== "open") {
+      return this.#closeWith(CloseCode.unexpectedFrame, "body frame before WELCOME");
+    }
+    if (frame.kind !== BodyKind.request) {
+      return this.#closeWith(CloseCode.unexpectedFrame, "response body from the hub");
+    }
+    const stream = this.#streams.get(frame.stream);
+    if (stream && !stream.onBody(frame.payload, frame.fin)) {
+      this.#closeWith(CloseCode.flowControl, `window overrun on stream ${frame.stream}`);
+    }
+  }
+
+  #onRequest(frame: Frame<"request">): void {
+    const host = this.deps.streams;
+    if (!host || this.#streams.has(frame.stream)) {
+      return this.#send({
+        type: "abort",
+        stream: frame.stream,
+        reason: host ? "duplicate stream id" : "agent serves no requests",
+      });
+    }
+    const stream = new AgentStream(frame, {
+      ...host,
+      budget: this.#budget,
+      control: (f) => this.#send(f),
+      body: (kind, id, payload, fin) => {
+        if (this.deps.socket.readyState === 1) {
+          this.deps.socket.send(encodeBody({ kind, stream: id, payload, fin }));
+        }
+      },
+      done: (id) => this.#streams.delete(id),
+      log: this.deps.log,
+    });
+    this.#streams.set(frame.stream, stream);
+    stream.run().catch((e) => {
+      this.deps.log.error("stream failed", { stream: frame.stream, error: errorMessage(e) });
+      stream.abort("agent error", true);
+    });
   }
 
   async #onChallenge(frame: ControlFrame): Promise<void> {
@@ -223,6 +277,17 @@ export class TunnelConnection {
         return this.#send({ type: "pong", seq: frame.seq });
       case "echo":
         return this.#send({ type: "echo_reply", seq: frame.seq, payload: frame.payload });
+      case "request":
+        return this.#onRequest(frame);
+      case "abort":
+        return this.#streams.get(frame.stream)?.abort(frame.reason);
+      case "credit": {
+        const stream = this.#streams.get(frame.stream);
+        if (stream && !stream.onCredit(frame)) {
+          this.#closeWith(CloseCode.flowControl, `credit overrun on stream ${frame.stream}`);
+        }
+        return;
+      }
       case "goodbye":
         this.deps.log.info("hub said goodbye", { reason: frame.reason });
         return;

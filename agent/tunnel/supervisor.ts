@@ -11,7 +11,7 @@ import type { Signer, Verifier } from "../../protocol/identity.ts";
 import { LIMITS } from "../../protocol/limits.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import { type BackoffPolicy, fullJitterDelayMs } from "./backoff.ts";
-import { TunnelConnection } from "./connection.ts";
+import { type StreamHost, TunnelConnection } from "./connection.ts";
 import { dialHub, HubCertificatePinError } from "./dial.ts";
 
 export interface SupervisorOptions {
@@ -26,6 +26,8 @@ export interface SupervisorOptions {
   clock: Clock;
   random: () => number;
   log: Logger;
+  /** How request streams are served (vendor calls). */
+  streams?: StreamHost;
 }
 
 /** Why the supervisor stopped for good. */
@@ -103,6 +105,7 @@ export class TunnelSupervisor {
       capabilities: o.capabilities(),
       clock: o.clock,
       log: o.log,
+      streams: o.streams,
     });
     this.#connection = connection;
     if (this.#stopReason) connection.close(CloseCode.shutdown, "agent shutting down");

@@ -74,4 +74,8 @@ const UNIQUE_FIELDS: Readonly<Record<string, string>> = {
   PRIMARY: "id",
   public_key: "publicKey",
   agents_public_key: "publicKey",
+  secret_hash: "secretHash",
+  virtual_keys_secret_hash: "secretHash",
+  aws_access_key_id: "awsAccessKeyId",
+  virtual_keys_aws_access_key_id: "awsAccessKeyId",
 };

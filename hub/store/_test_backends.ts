@@ -12,6 +12,24 @@ export interface Target {
   dispose(): Promise<void>;
 }
 
+/** One behaviour every HubStore must show; run on a fresh database per backend. */
+export interface Case {
+  name: string;
+  /** Needs a database that outlives one store instance (not `sqlite::memory:`). */
+  persistentOnly?: boolean;
+  run(target: Target): Promise<void>;
+}
+
+/** Opens a store on `target`, runs `fn`, and closes the store whatever happens. */
+export async function withStore<T>(target: Target, fn: (s: HubStore) => Promise<T>): Promise<T> {
+  const store = await target.open();
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 /** A store engine under test. */
 export interface Backend {
   name: string;

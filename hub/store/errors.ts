@@ -23,3 +23,21 @@ export class StoreConflictError extends Error {
     this.field = field;
   }
 }
+
+/**
+ * A write referred to a row that does not exist (e.g. `createKey` for an unknown user).
+ * Nothing was written. Callers answer "404 Not Found".
+ */
+export class StoreNotFoundError extends Error {
+  /** What kind of row is missing: `"user"`, `"key"`, … */
+  readonly entity: string;
+  /** The id that matched nothing. */
+  readonly id: string;
+
+  constructor(entity: string, id: string, options?: ErrorOptions) {
+    super(`Cannot write: no ${entity} ${id}`, options);
+    this.name = "StoreNotFoundError";
+    this.entity = entity;
+    this.id = id;
+  }
+}

@@ -5,7 +5,9 @@
  * - The next `version` is the last one + 1; a test checks the order.
  * - Column conventions, shared by every table: ids `VARCHAR(40)` (`TEXT` in SQLite), times
  *   `BIGINT` epoch milliseconds named `*_at_ms`, money `DECIMAL(38,12)` read and written as
- *   decimal strings (`TEXT` in SQLite, never REAL), JSON as text parsed by the store.
+ *   decimal strings (`TEXT` in SQLite holding the canonical `formatUsd` form, never REAL or
+ *   INTEGER: 10^26 USD in picodollars overflows SQLite's 64-bit integers), JSON as text
+ *   parsed by the store.
  * - MySQL/MariaDB commits DDL implicitly, so a MySQL migration cannot roll back halfway.
  *   Write its statements so that re-running them after a crash is harmless
  *   (`CREATE TABLE IF NOT EXISTS`, indexes declared inside the `CREATE TABLE`).
@@ -21,6 +23,28 @@ export interface Migration {
 
 /** Appended to every MySQL `CREATE TABLE`. */
 const MYSQL_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+
+/**
+ * The usage-count columns migration 3 creates: a frozen copy, NOT derived from `USAGE_FIELDS`,
+ * because a shipped migration must never change. A new usage field gets a new migration
+ * (`ALTER TABLE usage_records ADD COLUMN … BIGINT NOT NULL DEFAULT 0`); the store's column
+ * list (`_usage.ts`) follows `USAGE_FIELDS` by itself.
+ */
+const V3_USAGE_COUNTS = [
+  "input_tokens",
+  "cached_input_tokens",
+  "cache_write_5m_tokens",
+  "cache_write_1h_tokens",
+  "output_tokens",
+  "reasoning_tokens",
+  "audio_input_tokens",
+  "audio_output_tokens",
+  "image_input_tokens",
+  "image_output_tokens",
+  "audio_seconds",
+];
+const v3Counts = (type: string) =>
+  V3_USAGE_COUNTS.map((c) => `${c} ${type} NOT NULL DEFAULT 0,`).join("\n");
 
 /** Every migration, oldest first. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -55,6 +79,106 @@ export const MIGRATIONS: readonly Migration[] = [
         capabilities MEDIUMTEXT NULL,
         UNIQUE KEY agents_public_key (public_key),
         KEY agents_created (created_at_ms, id)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+  {
+    // Users hold the prepaid balance; virtual keys are what clients send. Only SHA-256 of a
+    // key's secret is stored. `aws_access_key_id` is reserved (NULL) for Bedrock-style
+    // credentials, so adding them later needs no change to a UNIQUE column.
+    version: 2,
+    name: "users and virtual keys",
+    sqlite: [
+      `CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        balance TEXT NOT NULL CHECK (balance NOT LIKE '-%'),
+        disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at_ms INTEGER NOT NULL
+      ) STRICT`,
+      `CREATE TABLE virtual_keys (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        secret_hash TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        policy TEXT,
+        limits TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER,
+        aws_access_key_id TEXT,
+        CONSTRAINT virtual_keys_secret_hash UNIQUE (secret_hash),
+        CONSTRAINT virtual_keys_aws_access_key_id UNIQUE (aws_access_key_id)
+      ) STRICT`,
+      "CREATE INDEX virtual_keys_user ON virtual_keys (user_id, created_at_ms, id)",
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS users (
+        id VARCHAR(40) NOT NULL PRIMARY KEY,
+        name VARCHAR(200) NOT NULL,
+        balance DECIMAL(38,12) NOT NULL CHECK (balance >= 0),
+        disabled TINYINT NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at_ms BIGINT NOT NULL
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS virtual_keys (
+        id VARCHAR(40) NOT NULL PRIMARY KEY,
+        user_id VARCHAR(40) NOT NULL,
+        secret_hash CHAR(64) NOT NULL,
+        prefix VARCHAR(16) NOT NULL,
+        zone VARCHAR(64) NOT NULL,
+        policy MEDIUMTEXT NULL,
+        limits MEDIUMTEXT NULL,
+        disabled TINYINT NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NULL,
+        aws_access_key_id VARCHAR(40) NULL,
+        UNIQUE KEY virtual_keys_secret_hash (secret_hash),
+        UNIQUE KEY virtual_keys_aws_access_key_id (aws_access_key_id),
+        KEY virtual_keys_user (user_id, created_at_ms, id),
+        CONSTRAINT virtual_keys_user_fk FOREIGN KEY (user_id) REFERENCES users (id)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+  {
+    // One row per finished request, written once by the gateway and read by billing.
+    // Idempotent by request id; never holds a request or response body.
+    version: 3,
+    name: "usage records",
+    sqlite: [
+      `CREATE TABLE usage_records (
+        request_id TEXT NOT NULL PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        channel_id TEXT,
+        vendor TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        service_tier TEXT,
+        completed_at_ms INTEGER NOT NULL,
+        ${v3Counts("INTEGER").replace(/,$/, "")}
+      ) STRICT`,
+      "CREATE INDEX usage_records_key ON usage_records (key_id, completed_at_ms)",
+      "CREATE INDEX usage_records_user ON usage_records (user_id, completed_at_ms)",
+      "CREATE INDEX usage_records_agent ON usage_records (agent_id, completed_at_ms)",
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS usage_records (
+        request_id VARCHAR(128) COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+        key_id VARCHAR(40) NOT NULL,
+        user_id VARCHAR(40) NOT NULL,
+        agent_id VARCHAR(40) NOT NULL,
+        channel_id VARCHAR(80) NULL,
+        vendor VARCHAR(40) NOT NULL,
+        model VARCHAR(200) NOT NULL,
+        prompt_tokens BIGINT NOT NULL,
+        service_tier VARCHAR(64) NULL,
+        completed_at_ms BIGINT NOT NULL,
+        ${v3Counts("BIGINT")}
+        KEY usage_records_key (key_id, completed_at_ms),
+        KEY usage_records_user (user_id, completed_at_ms),
+        KEY usage_records_agent (agent_id, completed_at_ms)
       ) ${MYSQL_TABLE}`,
     ],
   },

@@ -5,6 +5,7 @@
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { Capabilities } from "../../protocol/capabilities.ts";
+import type { UsageRecord } from "../../protocol/usage.ts";
 import {
   AGENT_COLUMNS,
   type AgentRow,
@@ -13,9 +14,23 @@ import {
   rowToAgent,
 } from "./_rows.ts";
 import type { StoreLocation } from "./dsn.ts";
+import { MysqlAccounts } from "./_mysql_accounts.ts";
+import { MysqlUsage } from "./_mysql_usage.ts";
 import { StoreConflictError } from "./errors.ts";
 import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
-import type { AgentRecord, HubStore, NewAgent } from "./mod.ts";
+import type {
+  AgentRecord,
+  CreatedKey,
+  HubStore,
+  KeyRecord,
+  KeyWithUser,
+  NewAgent,
+  NewKey,
+  NewUser,
+  UsageContext,
+  UsageFilter,
+  UserRecord,
+} from "./mod.ts";
 
 type MysqlLocation = Extract<StoreLocation, { kind: "mysql" }>;
 
@@ -103,9 +118,13 @@ class MysqlStore implements HubStore {
   readonly kind = "mysql" as const;
   #pool: Pool;
   #closed = false;
+  #accounts: MysqlAccounts;
+  #usage: MysqlUsage;
 
   constructor(pool: Pool) {
     this.#pool = pool;
+    this.#accounts = new MysqlAccounts(pool);
+    this.#usage = new MysqlUsage(pool);
   }
 
   async createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord> {
@@ -158,6 +177,50 @@ class MysqlStore implements HubStore {
     return res.affectedRows > 0;
   }
 
+  createUser(user: NewUser, nowMs: number): Promise<UserRecord> {
+    return withConflicts(this.#accounts.createUser(user, nowMs));
+  }
+
+  getUser(id: string): Promise<UserRecord | null> {
+    return this.#accounts.getUser(id);
+  }
+
+  creditUser(id: string, amount: string): Promise<string> {
+    return this.#accounts.creditUser(id, amount);
+  }
+
+  createKey(key: NewKey, nowMs: number): Promise<CreatedKey> {
+    return withConflicts(this.#accounts.createKey(key, nowMs));
+  }
+
+  getKey(id: string): Promise<KeyRecord | null> {
+    return this.#accounts.getKey(id);
+  }
+
+  listKeys(userId: string): Promise<KeyRecord[]> {
+    return this.#accounts.listKeys(userId);
+  }
+
+  findKeyBySecretHash(hashHex: string): Promise<KeyWithUser | null> {
+    return this.#accounts.findKeyBySecretHash(hashHex);
+  }
+
+  setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
+    return this.#accounts.setKeyDisabled(id, disabled);
+  }
+
+  recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate"> {
+    return this.#usage.recordUsage(record, context);
+  }
+
+  getUsage(requestId: string): Promise<(UsageRecord & UsageContext) | null> {
+    return this.#usage.getUsage(requestId);
+  }
+
+  listUsage(filter: UsageFilter): Promise<(UsageRecord & UsageContext)[]> {
+    return this.#usage.listUsage(filter);
+  }
+
   schemaVersion(): Promise<number> {
     return readVersion(this.#pool);
   }
@@ -166,6 +229,14 @@ class MysqlStore implements HubStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#pool.end();
+  }
+}
+
+async function withConflicts<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (e) {
+    throw asConflict(e) ?? e;
   }
 }
 

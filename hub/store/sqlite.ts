@@ -7,6 +7,7 @@
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Capabilities } from "../../protocol/capabilities.ts";
+import type { UsageRecord } from "../../protocol/usage.ts";
 import {
   AGENT_COLUMNS,
   type AgentRow,
@@ -14,9 +15,24 @@ import {
   newAgentRecord,
   rowToAgent,
 } from "./_rows.ts";
+import { SqliteAccounts } from "./_sqlite_accounts.ts";
+import { SqliteUsage } from "./_sqlite_usage.ts";
+import type { StoredUsage } from "./_usage.ts";
 import { StoreConflictError } from "./errors.ts";
 import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
-import type { AgentRecord, HubStore, NewAgent } from "./mod.ts";
+import type {
+  AgentRecord,
+  CreatedKey,
+  HubStore,
+  KeyRecord,
+  KeyWithUser,
+  NewAgent,
+  NewKey,
+  NewUser,
+  UsageContext,
+  UsageFilter,
+  UserRecord,
+} from "./mod.ts";
 
 /** How long a writer waits for another process's lock before failing with "database is locked". */
 const BUSY_TIMEOUT_MS = 5000;
@@ -76,9 +92,13 @@ class SqliteStore implements HubStore {
   #listAgents: StatementSync;
   #seen: StatementSync;
   #disable: StatementSync;
+  #accounts: SqliteAccounts;
+  #usage: SqliteUsage;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#accounts = new SqliteAccounts(db);
+    this.#usage = new SqliteUsage(db);
     this.#insertAgent = db.prepare(
       `INSERT INTO agents (id, name, public_key, key_id, tier, disabled, created_at_ms)
        VALUES (?, ?, ?, ?, ?, 0, ?)`,
@@ -95,11 +115,9 @@ class SqliteStore implements HubStore {
   createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord> {
     return Promise.try(() => {
       const a = newAgentRecord(agent, nowMs);
-      try {
-        this.#insertAgent.run(a.id, a.name, a.publicKey, a.keyId, a.tier, a.createdAtMs);
-      } catch (e) {
-        throw asConflict(e) ?? e;
-      }
+      withConflicts(() =>
+        this.#insertAgent.run(a.id, a.name, a.publicKey, a.keyId, a.tier, a.createdAtMs)
+      );
       return a;
     });
   }
@@ -128,6 +146,50 @@ class SqliteStore implements HubStore {
     return Promise.try(() => Number(this.#disable.run(disabled ? 1 : 0, id).changes) > 0);
   }
 
+  createUser(user: NewUser, nowMs: number): Promise<UserRecord> {
+    return Promise.try(() => withConflicts(() => this.#accounts.createUser(user, nowMs)));
+  }
+
+  getUser(id: string): Promise<UserRecord | null> {
+    return Promise.try(() => this.#accounts.getUser(id));
+  }
+
+  creditUser(id: string, amount: string): Promise<string> {
+    return Promise.try(() => this.#accounts.creditUser(id, amount));
+  }
+
+  createKey(key: NewKey, nowMs: number): Promise<CreatedKey> {
+    return Promise.try(() => withConflicts(() => this.#accounts.createKey(key, nowMs)));
+  }
+
+  getKey(id: string): Promise<KeyRecord | null> {
+    return Promise.try(() => this.#accounts.getKey(id));
+  }
+
+  listKeys(userId: string): Promise<KeyRecord[]> {
+    return Promise.try(() => this.#accounts.listKeys(userId));
+  }
+
+  findKeyBySecretHash(hashHex: string): Promise<KeyWithUser | null> {
+    return Promise.try(() => this.#accounts.findKeyBySecretHash(hashHex));
+  }
+
+  setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
+    return Promise.try(() => this.#accounts.setKeyDisabled(id, disabled));
+  }
+
+  recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate"> {
+    return Promise.try(() => this.#usage.recordUsage(record, context));
+  }
+
+  getUsage(requestId: string): Promise<StoredUsage | null> {
+    return Promise.try(() => this.#usage.getUsage(requestId));
+  }
+
+  listUsage(filter: UsageFilter): Promise<StoredUsage[]> {
+    return Promise.try(() => this.#usage.listUsage(filter));
+  }
+
   schemaVersion(): Promise<number> {
     return Promise.try(() => readVersion(this.#db));
   }
@@ -136,6 +198,14 @@ class SqliteStore implements HubStore {
     return Promise.try(() => {
       if (this.#db.isOpen) this.#db.close();
     });
+  }
+}
+
+function withConflicts<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    throw asConflict(e) ?? e;
   }
 }
 

@@ -1,21 +1,19 @@
 // One table of behaviours every HubStore must show, run against each backend in _test_backends.ts.
+// Agent cases live here; user, money and key cases in _test_account_cases.ts.
 import assert from "node:assert/strict";
 import type { Capabilities } from "../../protocol/capabilities.ts";
-import { type Backend, mariadb, sqliteFile, sqliteMemory, type Target } from "./_test_backends.ts";
+import { ACCOUNT_CASES } from "./_test_account_cases.ts";
+import { USAGE_CASES } from "./_test_usage_cases.ts";
+import { USAGE_LIST_CASES } from "./_test_usage_list_cases.ts";
 import {
-  type AgentRecord,
-  type HubStore,
-  LATEST_VERSION,
-  type NewAgent,
-  StoreConflictError,
-} from "./mod.ts";
-
-interface Case {
-  name: string;
-  /** Needs a database that outlives one store instance (not `sqlite::memory:`). */
-  persistentOnly?: boolean;
-  run(target: Target): Promise<void>;
-}
+  type Backend,
+  type Case,
+  mariadb,
+  sqliteFile,
+  sqliteMemory,
+  withStore,
+} from "./_test_backends.ts";
+import { type AgentRecord, LATEST_VERSION, type NewAgent, StoreConflictError } from "./mod.ts";
 
 let keySeq = 0;
 /** A valid-looking agent with a unique public key (the store does not validate; the API does). */
@@ -32,15 +30,6 @@ const CAPS: Capabilities = {
     { id: "ch2", vendor: "anthropic", models: [], rpm: 0, tpm: 0 },
   ],
 };
-
-async function withStore<T>(target: Target, fn: (s: HubStore) => Promise<T>): Promise<T> {
-  const store = await target.open();
-  try {
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
 
 const byCreation = (a: AgentRecord, b: AgentRecord) =>
   a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -172,7 +161,7 @@ function conformance(backend: Backend): void {
   Deno.test(`store conformance: ${backend.name}`, async (t) => {
     const engine = await backend.start();
     try {
-      for (const c of CASES) {
+      for (const c of [...CASES, ...ACCOUNT_CASES, ...USAGE_CASES, ...USAGE_LIST_CASES]) {
         if (c.persistentOnly && !backend.persistent) continue;
         await t.step(c.name, async () => {
           const target = await engine.fresh();

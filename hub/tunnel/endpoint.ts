@@ -151,7 +151,7 @@ export class TunnelEndpoint {
         return;
       }
       if (session) {
-        if (isBodyFrame(frame)) session.onBinary();
+        if (isBodyFrame(frame)) session.onBinary(frame);
         else session.onControl(frame);
         return;
       }
@@ -166,12 +166,14 @@ export class TunnelEndpoint {
     };
     socket.onclose = (event) => {
       clearTimeout(timer);
-      if (session) session.close(event.code, event.reason);
+      // Deno reports 0 when the peer vanished without a close frame; RFC 6455 calls that 1006.
+      const code = event.code || 1006;
+      if (session) session.close(code, event.reason || "connection lost");
       else if (!rejected) {
         log.info("agent closed during the handshake", {
           agentId,
-          code: event.code,
-          close: describeClose(event.code),
+          code,
+          close: describeClose(code),
           reason: event.reason,
         });
       }

@@ -5,9 +5,18 @@
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
-import { type ControlFrame, encodeControl, type Frame } from "../../protocol/frames.ts";
+import { SessionBudget } from "../../protocol/flow.ts";
+import {
+  type BodyFrame,
+  BodyKind,
+  type ControlFrame,
+  encodeBody,
+  encodeControl,
+  type Frame,
+} from "../../protocol/frames.ts";
 import { type HeartbeatTiming, LIMITS } from "../../protocol/limits.ts";
 import type { Logger } from "../../runtime/log.ts";
+import { HubStream, type StreamRequest, type StreamResponse } from "./hub_stream.ts";
 
 /** The part of a server-side WebSocket a session uses. */
 export interface SessionSocket {
@@ -58,6 +67,9 @@ export class AgentSession {
   #pingSeq = 0;
   #echoSeq = 0;
   readonly #echoes = new Map<number, PendingEcho>();
+  readonly #streams = new Map<number, HubStream>();
+  readonly #budget = new SessionBudget();
+  #streamSeq = 0;
   readonly #heartbeat: ReturnType<typeof setInterval>;
   readonly #init: SessionInit;
 
@@ -93,14 +105,65 @@ export class AgentSession {
       case "goodbye":
         this.#init.log.info("agent said goodbye", { reason: frame.reason });
         return;
+      case "response_head":
+        return this.#streams.get(frame.stream)?.onHead(frame);
+      case "response_end":
+        return this.#streams.get(frame.stream)?.onEnd(frame);
+      case "abort":
+        return this.#streams.get(frame.stream)?.abort("agent", frame.reason);
+      case "credit": {
+        const stream = this.#streams.get(frame.stream);
+        if (stream && !stream.onCredit(frame)) {
+          this.close(CloseCode.flowControl, `credit overrun on stream ${frame.stream}`);
+        }
+        return;
+      }
       default:
         this.close(CloseCode.unexpectedFrame, `unexpected ${frame.type} frame in an open session`);
     }
   }
 
-  /** Any binary frame still proves liveness; streams arrive with the gateway. */
-  onBinary(): void {
+  /** A response body frame (late frames of finished streams are dropped). */
+  onBinary(frame: BodyFrame): void {
     this.#touch();
+    if (frame.kind !== BodyKind.response) {
+      return this.close(CloseCode.unexpectedFrame, "request body frame from an agent");
+    }
+    const stream = this.#streams.get(frame.stream);
+    if (stream && !stream.onBody(frame.payload, frame.fin)) {
+      this.close(CloseCode.flowControl, `window overrun on stream ${frame.stream}`);
+    }
+  }
+
+  /** Number of request streams in flight (routing uses it as load). */
+  get streamsOpen(): number {
+    return this.#streams.size;
+  }
+
+  /**
+   * Opens a request stream to the agent and resolves with the response head; the body streams
+   * after. Rejects with `StreamFailedError` if the stream ends before the head arrives.
+   */
+  openStream(request: StreamRequest): Promise<StreamResponse> {
+    if (this.#closed) return Promise.reject(new SessionUnavailableError("agent session is closed"));
+    if (this.#streams.size >= LIMITS.streamsPerSessionMax) {
+      return Promise.reject(new SessionUnavailableError("agent has too many streams open"));
+    }
+    const id = this.#streamSeq = (this.#streamSeq % 0xffff_fffe) + 1;
+    const stream = new HubStream(id, request, this.#budget, {
+      control: (frame) => this.send(frame),
+      body: (kind, stream, payload, fin) =>
+        this.#sendBinary(encodeBody({ kind, stream, payload, fin })),
+      done: (doneId) => this.#streams.delete(doneId),
+    });
+    this.#streams.set(id, stream);
+    stream.start();
+    return stream.head;
+  }
+
+  #sendBinary(bytes: Uint8Array<ArrayBuffer>): void {
+    if (this.#closed || this.#init.socket.readyState !== OPEN) return;
+    this.#init.socket.send(bytes);
   }
 
   /** Sends `payload` through the tunnel and resolves with the agent's reply and round-trip time. */
@@ -135,6 +198,10 @@ export class AgentSession {
       echo.reject(new SessionUnavailableError(`agent session closed: ${describeClose(code)}`));
     }
     this.#echoes.clear();
+    for (const stream of [...this.#streams.values()]) {
+      stream.abort("hub", `agent session closed: ${describeClose(code)}`);
+    }
+    this.#budget.wake();
     try {
       this.#init.socket.close(code, boundCloseReason(reason));
     } catch {

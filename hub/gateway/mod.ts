@@ -1,0 +1,63 @@
+/** Builds the client-facing gateway from configuration: auth, moderation chain, vendor routes. */
+import type { Hono } from "hono";
+import type { Clock } from "../../protocol/clock.ts";
+import { vendorNamed, VENDORS } from "../../protocol/vendors/registry.ts";
+import type { Logger } from "../../runtime/log.ts";
+import type { HubConfig } from "../config.ts";
+import type { HubStore } from "../store/mod.ts";
+import type { SessionRegistry } from "../tunnel/registry.ts";
+import { KeyAuthenticator } from "./auth.ts";
+import type { DispatchDeps } from "./dispatch.ts";
+import { internalJsonCall } from "./internal_call.ts";
+import { keywordModeratorFromConfig } from "./moderation/keywords.ts";
+import { LlmModerator } from "./moderation/llm.ts";
+import { ModerationChain, type Moderator } from "./moderation/mod.ts";
+import { mountGateway } from "./routes.ts";
+
+export interface GatewayWiring {
+  store: HubStore;
+  registry: SessionRegistry;
+  clock: Clock;
+  log: Logger;
+  config: Pick<HubConfig, "gateway" | "moderation">;
+  onUsage?: DispatchDeps["onUsage"];
+}
+
+export function mountVendorGateway(app: Hono, w: GatewayWiring): DispatchDeps {
+  const log = w.log.with({ component: "gateway" });
+  const moderators: Moderator[] = [];
+  const keywords = keywordModeratorFromConfig(w.config.moderation.keywords);
+  if (keywords) moderators.push(keywords);
+  const openai = vendorNamed("openai");
+  if (w.config.moderation.model && openai) {
+    moderators.push(
+      new LlmModerator({
+        model: w.config.moderation.model,
+        call: internalJsonCall(
+          w.registry,
+          openai,
+          "/v1/moderations",
+          w.config.gateway.streamIdleTimeoutMs,
+        ),
+        timeoutMs: 10_000,
+        failOpen: w.config.moderation.failOpen,
+        onFailure: (reason) => log.warn("LLM moderator failed", { reason }),
+      }),
+    );
+  }
+  const deps: DispatchDeps = {
+    registry: w.registry,
+    auth: new KeyAuthenticator(w.store, w.clock),
+    moderation: new ModerationChain(moderators, {
+      failOpen: w.config.moderation.failOpen,
+      onError: (moderator, error) =>
+        log.error("moderator error", { moderator, error: String(error) }),
+    }),
+    clock: w.clock,
+    log,
+    limits: w.config.gateway,
+    onUsage: w.onUsage,
+  };
+  mountGateway(app, VENDORS, deps);
+  return deps;
+}

@@ -1,0 +1,163 @@
+/**
+ * Reads just enough of a client's request body to learn the model, then forwards the body as a
+ * stream: the bytes already read first, the rest as it arrives. Nothing is re-encoded. When
+ * moderation needs the whole request, the body is read completely (bounded) instead.
+ */
+import { JsonTopLevelSniffer } from "../../protocol/sniff/json_fields.ts";
+import { MultipartFieldSniffer } from "../../protocol/sniff/multipart_field.ts";
+import type { ModelSource } from "../../protocol/vendors/types.ts";
+import { GatewayError } from "./errors.ts";
+
+export interface SniffedRequest {
+  model: string;
+  /** The body to forward (null for bodiless requests). */
+  body: ReadableStream<Uint8Array> | null;
+  /** The whole body, when it was read completely (for moderation). */
+  bytes?: Uint8Array;
+}
+
+interface Sniffer {
+  push(chunk: Uint8Array): void;
+  end(): void;
+  readonly error?: string;
+  /** The model as soon as it is known (routing), or undefined. */
+  model(): unknown;
+  /** A later duplicate changed the model: the request is ambiguous. */
+  conflict(): boolean;
+}
+
+function snifferFor(source: ModelSource, contentType: string): Sniffer {
+  if (source === "multipart") {
+    if (!contentType.toLowerCase().startsWith("multipart/form-data")) {
+      throw new GatewayError(400, "invalid_request_error", "Expected a multipart/form-data body");
+    }
+    const s = new MultipartFieldSniffer(contentType, ["model"]);
+    return {
+      push: (c) => s.push(c),
+      end: () => s.end(),
+      get error() {
+        return s.error;
+      },
+      model: () => s.get("model"),
+      conflict: () => false,
+    };
+  }
+  const s = new JsonTopLevelSniffer(["model"]);
+  return {
+    push: (c) => s.push(c),
+    end: () => s.end(),
+    get error() {
+      return s.error;
+    },
+    model: () => s.getEarly("model"),
+    conflict: () => s.conflict("model"),
+  };
+}
+
+export async function sniffRequest(
+  req: Request,
+  source: ModelSource,
+  options: { maxBytes: number; readAll: boolean; modelFromQuery?: string | null },
+): Promise<SniffedRequest> {
+  if (source === "none" || !req.body) {
+    await req.body?.cancel();
+    return { model: options.modelFromQuery ?? "", body: null };
+  }
+  const tooLarge = () =>
+    new GatewayError(
+      413,
+      "invalid_request_error",
+      `Request body is larger than ${options.maxBytes} bytes`,
+    );
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > options.maxBytes) throw tooLarge();
+
+  const sniffer = snifferFor(source, req.headers.get("content-type") ?? "");
+  const reader = req.body.getReader();
+  const prefix: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  while (!done && (options.readAll || sniffer.model() === undefined)) {
+    const next = await reader.read();
+    if (next.done) {
+      done = true;
+      sniffer.end();
+      break;
+    }
+    size += next.value.length;
+    if (size > options.maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    sniffer.push(next.value);
+    prefix.push(next.value);
+    if (sniffer.error) break;
+  }
+  if (sniffer.error) {
+    await reader.cancel().catch(() => {});
+    throw new GatewayError(
+      400,
+      "invalid_request_error",
+      `Could not parse the request body: ${sniffer.error}`,
+    );
+  }
+  if (sniffer.conflict()) {
+    throw new GatewayError(400, "invalid_request_error", "The body names more than one model");
+  }
+  const model = sniffer.model();
+  if (typeof model !== "string" || model === "") {
+    await reader.cancel().catch(() => {});
+    throw new GatewayError(
+      400,
+      "invalid_request_error",
+      "you must provide a model parameter",
+      "model",
+    );
+  }
+  if (done) {
+    const bytes = concat(prefix, size);
+    return { model, body: bytes.length ? streamOf(bytes) : null, bytes };
+  }
+  // Forward what we have, then the rest, still watching size and a late duplicate model.
+  const body = new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      const head = prefix.shift();
+      if (head) return controller.enqueue(head);
+      const next = await reader.read();
+      if (next.done) return controller.close();
+      size += next.value.length;
+      sniffer.push(next.value);
+      if (size > options.maxBytes) return controller.error(tooLarge());
+      if (sniffer.conflict()) {
+        return controller.error(new Error("The body names more than one model"));
+      }
+      controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+  return { model, body };
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+/** A stream of `bytes` in frames-sized slices (views, no copies). */
+function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  let offset = 0;
+  const slice = 64 * 1024;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.subarray(offset, offset + slice));
+      offset += slice;
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,110 @@
+/**
+ * Mounts every registered vendor's routes twice: under the vendor's own prefix
+ * (`/openai/v1/chat/completions`) and, where paths don't collide, at the root (`/v1/…`).
+ * Errors thrown anywhere below are rendered by `renderGatewayError` in the vendor's envelope.
+ */
+import type { Context, Hono } from "hono";
+import type { VendorRoute, VendorSurface } from "../../protocol/vendors/types.ts";
+import { offeredModels } from "../routing/select.ts";
+import { dispatch, type DispatchDeps } from "./dispatch.ts";
+import { GatewayError } from "./errors.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function newRequestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return "req_" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Adds vendor routes to `app` (both spellings of each path). */
+export function mountGateway(
+  app: Hono,
+  vendors: readonly VendorSurface[],
+  deps: DispatchDeps,
+): void {
+  const rootTaken = new Set<string>();
+  for (const vendor of vendors) {
+    for (const route of vendor.routes) {
+      const paths = [`/${vendor.name}${route.path}`];
+      const rootKey = `${route.method} ${route.path}`;
+      if (!rootTaken.has(rootKey)) {
+        rootTaken.add(rootKey);
+        paths.push(route.path);
+      }
+      app.on(route.method, paths, (c) => handle(c, vendor, route, deps));
+    }
+  }
+  // Unknown paths and wrong methods under a vendor's space still answer in its envelope.
+  app.all("*", (c) => {
+    const vendor = vendorForPath(vendors, c.req.path);
+    if (!vendor) return c.notFound();
+    c.set("vendor" as never, vendor as never);
+    const path = stripPrefix(vendor, c.req.path);
+    const known = vendor.routes.some((r) => matches(r.path, path));
+    throw new GatewayError(
+      known ? 405 : 404,
+      "invalid_request_error",
+      known
+        ? `Method ${c.req.method} is not allowed for ${path}`
+        : `Invalid URL (${c.req.method} ${path})`,
+    );
+  });
+}
+
+async function handle(
+  c: Context,
+  vendor: VendorSurface,
+  route: VendorRoute,
+  deps: DispatchDeps,
+): Promise<Response> {
+  c.set("vendor" as never, vendor as never);
+  // Our id is always fresh (usage records are keyed by it); a client's own id is kept for tracing
+  // and is what the client gets back.
+  const requestId = newRequestId();
+  const given = c.req.header("x-request-id");
+  const traceId = given && REQUEST_ID.test(given) ? given : requestId;
+  c.set("requestId" as never, traceId as never);
+  if (route.serve === "models") {
+    await deps.auth.authenticate(vendor.clientCredential(c.req.raw.headers));
+    const res = vendor.modelsResponse(offeredModels(deps.registry, vendor.name));
+    res.headers.set("x-request-id", traceId);
+    return res;
+  }
+  const url = new URL(c.req.url);
+  const upstreamPath = stripPrefix(vendor, url.pathname) + url.search;
+  return await dispatch(deps, vendor, route, c.req.raw, upstreamPath, { requestId, traceId });
+}
+
+/** Renders a gateway error in the vendor's envelope, or returns undefined if it isn't one. */
+export function renderGatewayError(c: Context, err: unknown): Response | undefined {
+  if (!(err instanceof GatewayError)) return undefined;
+  const vendor = c.get("vendor" as never) as VendorSurface | undefined;
+  if (!vendor) return undefined;
+  const res = vendor.errorResponse({
+    status: err.status,
+    type: err.type,
+    code: err.code,
+    message: err.message,
+    param: err.param,
+  });
+  const requestId = c.get("requestId" as never) as string | undefined;
+  if (requestId) res.headers.set("x-request-id", requestId);
+  for (const [k, v] of Object.entries(err.headers)) res.headers.set(k, v);
+  return res;
+}
+
+function vendorForPath(vendors: readonly VendorSurface[], path: string): VendorSurface | undefined {
+  return vendors.find((v) => path.startsWith(`/${v.name}/`)) ??
+    vendors.find((v) =>
+      v.routes.some((r) => path.startsWith(r.path.split("/").slice(0, 2).join("/") + "/"))
+    );
+}
+
+function stripPrefix(vendor: VendorSurface, path: string): string {
+  return path.startsWith(`/${vendor.name}/`) ? path.slice(vendor.name.length + 1) : path;
+}
+
+function matches(pattern: string, path: string): boolean {
+  const a = pattern.split("/"), b = path.split("/");
+  return a.length === b.length && a.every((seg, i) => seg.startsWith(":") || seg === b[i]);
+}

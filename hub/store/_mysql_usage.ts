@@ -1,0 +1,62 @@
+// Usage records on MySQL/MariaDB; `MysqlStore` (mysql.ts) forwards to this.
+import type { Pool, RowDataPacket } from "mysql2/promise";
+import type { UsageRecord } from "../../protocol/usage.ts";
+import {
+  rowToUsage,
+  sameUsage,
+  type StoredUsage,
+  USAGE_INSERT,
+  USAGE_SELECT,
+  usageListQuery,
+  type UsageRow,
+  usageValues,
+} from "./_usage.ts";
+import { StoreConflictError } from "./errors.ts";
+import type { UsageContext, UsageFilter } from "./mod.ts";
+
+export class MysqlUsage {
+  #pool: Pool;
+
+  constructor(pool: Pool) {
+    this.#pool = pool;
+  }
+
+  /**
+   * A plain INSERT: the primary key lets exactly one of any concurrent inserts of an id win
+   * (InnoDB makes the others wait for it, then fail with ER_DUP_ENTRY). A loser reads the
+   * winner's row, which is committed and never changes, to tell a replay from a conflict.
+   * (Not INSERT IGNORE, which would also swallow other errors.)
+   */
+  async recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate"> {
+    const values = usageValues(record, context);
+    try {
+      await this.#pool.execute(USAGE_INSERT, values);
+      return "inserted";
+    } catch (e) {
+      if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") throw e;
+      const stored = await this.#read(values[0] as string);
+      if (stored && sameUsage(stored, values)) return "duplicate";
+      throw new StoreConflictError("requestId", { cause: e });
+    }
+  }
+
+  async getUsage(requestId: string): Promise<StoredUsage | null> {
+    const row = await this.#read(requestId);
+    return row ? rowToUsage(row) : null;
+  }
+
+  async listUsage(filter: UsageFilter): Promise<StoredUsage[]> {
+    const { sql, params } = usageListQuery(filter);
+    // query (client-side placeholders), not execute: some servers refuse `LIMIT ?` prepared.
+    const [rows] = await this.#pool.query<RowDataPacket[]>(sql, params);
+    return rows.map((row) => rowToUsage(row as UsageRow));
+  }
+
+  async #read(requestId: string): Promise<UsageRow | undefined> {
+    const [rows] = await this.#pool.execute<RowDataPacket[]>(
+      `${USAGE_SELECT} WHERE request_id = ?`,
+      [requestId],
+    );
+    return rows[0] as UsageRow | undefined;
+  }
+}

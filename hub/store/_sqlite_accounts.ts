@@ -1,0 +1,122 @@
+// Users and virtual keys on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this.
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import {
+  creditedBalance,
+  KEY_COLUMNS,
+  KEY_WITH_USER_SELECT,
+  type KeyRow,
+  type KeyWithUserRow,
+  newKeyDraft,
+  newUserRecord,
+  parseCredit,
+  rowToKey,
+  rowToKeyWithUser,
+  rowToUser,
+  USER_COLUMNS,
+  type UserRow,
+} from "./_accounts.ts";
+import { formatUsd, parseUsd } from "./_money.ts";
+import { StoreNotFoundError } from "./errors.ts";
+import type { CreatedKey, KeyRecord, KeyWithUser, NewKey, NewUser, UserRecord } from "./mod.ts";
+
+/** Synchronous, like `DatabaseSync`; the store wraps each call in `Promise.try`. */
+export class SqliteAccounts {
+  #db: DatabaseSync;
+  #insertUser: StatementSync;
+  #getUser: StatementSync;
+  #getBalance: StatementSync;
+  #setBalance: StatementSync;
+  #insertKey: StatementSync;
+  #getKey: StatementSync;
+  #listKeys: StatementSync;
+  #findKey: StatementSync;
+  #disableKey: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#insertUser = db.prepare(
+      "INSERT INTO users (id, name, balance, disabled, created_at_ms) VALUES (?, ?, ?, 0, ?)",
+    );
+    this.#getUser = db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`);
+    this.#getBalance = db.prepare("SELECT balance FROM users WHERE id = ?");
+    this.#setBalance = db.prepare("UPDATE users SET balance = ? WHERE id = ?");
+    // INSERT … SELECT: an unknown user inserts no row (the foreign key is a second guard).
+    this.#insertKey = db.prepare(
+      `INSERT INTO virtual_keys (id, user_id, secret_hash, prefix, zone, policy, limits,
+         disabled, created_at_ms, expires_at_ms)
+       SELECT ?, id, ?, ?, ?, ?, ?, 0, ?, ? FROM users WHERE id = ?`,
+    );
+    this.#getKey = db.prepare(`SELECT ${KEY_COLUMNS} FROM virtual_keys WHERE id = ?`);
+    this.#listKeys = db.prepare(
+      `SELECT ${KEY_COLUMNS} FROM virtual_keys WHERE user_id = ? ORDER BY created_at_ms, id`,
+    );
+    this.#findKey = db.prepare(`${KEY_WITH_USER_SELECT} WHERE k.secret_hash = ?`);
+    this.#disableKey = db.prepare("UPDATE virtual_keys SET disabled = ? WHERE id = ?");
+  }
+
+  createUser(user: NewUser, nowMs: number): UserRecord {
+    const u = newUserRecord(user, nowMs);
+    this.#insertUser.run(u.id, u.name, u.balance, u.createdAtMs);
+    return u;
+  }
+
+  getUser(id: string): UserRecord | null {
+    const row = this.#getUser.get(id);
+    return row ? rowToUser(row as unknown as UserRow) : null;
+  }
+
+  /**
+   * Read, add in BigInt, write: inside `BEGIN IMMEDIATE`, so another process sharing the
+   * file cannot credit the same user between the read and the write.
+   */
+  creditUser(id: string, amount: string): string {
+    const credit = parseCredit(amount);
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const row = this.#getBalance.get(id) as { balance: string } | undefined;
+      if (!row) throw new StoreNotFoundError("user", id);
+      const balance = formatUsd(creditedBalance(id, parseUsd(row.balance), credit.pico));
+      this.#setBalance.run(balance, id);
+      this.#db.exec("COMMIT");
+      return balance;
+    } catch (e) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  createKey(key: NewKey, nowMs: number): CreatedKey {
+    const { record: k, secret, secretHash, policyJson, limitsJson } = newKeyDraft(key, nowMs);
+    const { changes } = this.#insertKey.run(
+      k.id,
+      secretHash,
+      k.prefix,
+      k.zone,
+      policyJson,
+      limitsJson,
+      k.createdAtMs,
+      k.expiresAtMs,
+      k.userId,
+    );
+    if (Number(changes) === 0) throw new StoreNotFoundError("user", k.userId);
+    return { record: k, secret };
+  }
+
+  getKey(id: string): KeyRecord | null {
+    const row = this.#getKey.get(id);
+    return row ? rowToKey(row as unknown as KeyRow) : null;
+  }
+
+  listKeys(userId: string): KeyRecord[] {
+    return this.#listKeys.all(userId).map((row) => rowToKey(row as unknown as KeyRow));
+  }
+
+  findKeyBySecretHash(hashHex: string): KeyWithUser | null {
+    const row = this.#findKey.get(hashHex);
+    return row ? rowToKeyWithUser(row as unknown as KeyWithUserRow) : null;
+  }
+
+  setKeyDisabled(id: string, disabled: boolean): boolean {
+    return Number(this.#disableKey.run(disabled ? 1 : 0, id).changes) > 0;
+  }
+}

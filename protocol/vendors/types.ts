@@ -1,0 +1,97 @@
+/**
+ * What the hub and the agent need to know about one vendor surface. Each vendor is one module
+ * implementing this; central code never names a vendor.
+ */
+import type { ModerationImage } from "../moderation.ts";
+import type { Usage } from "../usage.ts";
+
+/** Text and images found in a request; `truncated` when the extraction bound was hit. */
+export interface ExtractedModerationContent {
+  texts: string[];
+  images: ModerationImage[];
+  truncated: boolean;
+}
+
+/** How the hub learns the model (and whether to expect a body) for one route. */
+export type ModelSource = "json" | "multipart" | "none";
+
+export interface VendorRoute {
+  method: "GET" | "POST" | "DELETE";
+  /** Vendor path, e.g. `/v1/chat/completions`; `*` matches one path segment. */
+  path: string;
+  model: ModelSource;
+  /** Answered by the hub itself instead of an agent (e.g. the model list). */
+  serve?: "models";
+}
+
+/** What a meter reports at the end of a response. */
+export interface MeterResult {
+  usage: Usage | null;
+  promptTokens: number;
+  model?: string;
+  serviceTier?: string;
+  /** The vendor signalled a complete response. */
+  complete: boolean;
+}
+
+/** Sees response bytes as they pass; never holds the whole body. */
+export interface Meter {
+  push(chunk: Uint8Array): void;
+  end(): MeterResult;
+}
+
+export interface MeterContext {
+  path: string;
+  status: number;
+  contentType: string | null;
+}
+
+/** An error in the vendor's own envelope, so the client SDK raises its own typed exception. */
+export interface VendorError {
+  status: number;
+  type: string;
+  code: string | null;
+  message: string;
+  param?: string | null;
+}
+
+/** Rewrites the agent makes so usage is exact, undone on the response (see metering/include_usage.ts). */
+export interface UsageExactness {
+  /** Returns the body to send upstream and whether the response must be restored. */
+  prepareRequest(path: string, body: Uint8Array): { body: Uint8Array; restore: boolean };
+  /** A transform that restores the response the client would have got; it also meters. */
+  restoreResponse(): { transform: TransformStream<Uint8Array, Uint8Array>; result(): MeterResult };
+}
+
+export interface VendorSurface {
+  /** Name in frames, channels and logs, e.g. "openai". */
+  readonly name: string;
+  /** Official API origin the agent calls; no configurable base URL exists. */
+  readonly upstreamOrigin: string;
+  /** `host:port` entries for the agent's `--allow-net`. */
+  readonly hosts: readonly string[];
+  /** Upstream path prefixes the agent may call. */
+  readonly upstreamPathPrefixes: readonly string[];
+  /** Routes the hub serves for this vendor (vendor paths, without the hub's vendor prefix). */
+  readonly routes: readonly VendorRoute[];
+  /** Hub: the credential a client presented, if any. */
+  clientCredential(headers: Headers): string | null;
+  /** Request headers that carry client credentials (stripped before forwarding). */
+  readonly credentialHeaders: readonly string[];
+  /** Agent: put the real credential on the upstream request. */
+  applyCredential(headers: Headers, key: string): void;
+  /** Agent: does this upstream answer mean "this key is unusable, try the next one"? */
+  shouldRotateKey(status: number, bodyText: string): boolean;
+  /** Both sides: a usage meter for one response. */
+  createMeter(context: MeterContext): Meter;
+  /** Agent: optional request/response rewrite that makes streamed usage exact. */
+  readonly usageExactness?: UsageExactness;
+  /** The vendor's error envelope. */
+  errorResponse(error: VendorError, headers?: HeadersInit): Response;
+  /** The answer to a request the moderation chain blocked. */
+  moderationBlockedResponse(): Response;
+  /** Hub: the text and image parts of a parsed request body, for moderation. */
+  moderationInput?(path: string, body: unknown): ExtractedModerationContent;
+  /** Hub: the vendor's model-list answer for the models online agents offer. */
+  modelsResponse(models: string[]): Response;
+}
