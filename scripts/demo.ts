@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { startFakeOpenAI } from "../tests/fakes/openai.ts";
 
 const root = fileURLToPath(new URL("../", import.meta.url));
-const dataDir = `${root}data/demo`;
+const dataDir = Deno.env.get("DEMO_DIR") ?? `${root}data/demo`;
 const agentDir = `${dataDir}/agent`;
 const port = Deno.env.get("DEMO_PORT") ?? "8080";
 const adminToken = Deno.env.get("HUB_ADMIN_TOKEN") ?? crypto.randomUUID();

@@ -141,6 +141,14 @@ export class AgentStream {
       keyRotations: call.keyRotations || undefined,
     });
     deps.onMetered?.(request, measured);
+    log.info("request served", {
+      channel: channel.id,
+      status: response.status,
+      complete: measured.complete,
+      keyRotations: call.keyRotations,
+      inputTokens: measured.usage?.inputTokens,
+      outputTokens: measured.usage?.outputTokens,
+    });
     this.#finish();
   }
 

@@ -74,6 +74,7 @@ export async function dispatch(
   });
   const log = deps.log.with({
     requestId,
+    traceId: traceId === requestId ? undefined : traceId,
     keyId: key.id,
     vendor: vendor.name,
     model: sniffed.model,
