@@ -4,6 +4,7 @@
  */
 import { checkHeartbeatTiming, type HeartbeatTiming, LIMITS } from "../protocol/limits.ts";
 import { type LogLevel, parseLogLevel } from "../runtime/log.ts";
+import { EGRESS_DEFAULTS, type EgressOptions } from "./tunnel/egress.ts";
 
 export interface HubConfig {
   listen: { hostname: string; port: number };
@@ -15,6 +16,7 @@ export interface HubConfig {
   tls?: { certPath: string; keyPath: string };
   timing: HeartbeatTiming;
   gateway: { maxRequestBytes: number; streamIdleTimeoutMs: number };
+  egress: EgressOptions;
   moderation: {
     /** Raw keyword list (comma-separated or JSON array); parsed by the keyword moderator. */
     keywords?: string;
@@ -36,6 +38,8 @@ const KEYS = [
   "HUB_PING_INTERVAL_MS",
   "HUB_PEER_DEAD_AFTER_MS",
   "HUB_MAX_REQUEST_BYTES",
+  "HUB_EGRESS_ACCOUNTS_MAX",
+  "HUB_EGRESS_PROBE_INTERVAL_MS",
   "HUB_STREAM_IDLE_TIMEOUT_MS",
   "HUB_MODERATION_KEYWORDS",
   "HUB_MODERATION_MODEL",
@@ -102,6 +106,19 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
         src.HUB_STREAM_IDLE_TIMEOUT_MS,
         "HUB_STREAM_IDLE_TIMEOUT_MS",
         300_000,
+      ),
+    },
+    egress: {
+      ...EGRESS_DEFAULTS,
+      accountsPerIpMax: intOr(
+        src.HUB_EGRESS_ACCOUNTS_MAX,
+        "HUB_EGRESS_ACCOUNTS_MAX",
+        EGRESS_DEFAULTS.accountsPerIpMax,
+      ),
+      probeIntervalMs: intOr(
+        src.HUB_EGRESS_PROBE_INTERVAL_MS,
+        "HUB_EGRESS_PROBE_INTERVAL_MS",
+        EGRESS_DEFAULTS.probeIntervalMs,
       ),
     },
     moderation: {

@@ -14,6 +14,7 @@ import { type HubStore, openStore, redactDsn } from "./store/mod.ts";
 import { TunnelEndpoint } from "./tunnel/endpoint.ts";
 
 export const TUNNEL_PATH = "/tunnel/connect";
+export const PROBE_PATH = "/tunnel/probe/";
 
 export interface RunningHub {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -34,6 +35,7 @@ export async function startHub(
   const store = await openStore(config.db);
   const metrics = new Metrics();
   const tunnel = new TunnelEndpoint({
+    egress: config.egress,
     store,
     identity,
     clock,
@@ -74,7 +76,11 @@ export async function startHub(
     onListen: resolve,
   }, (req, info) => {
     const path = new URL(req.url).pathname;
-    if (path === TUNNEL_PATH) return tunnel.handle(req, (info.remoteAddr as Deno.NetAddr).hostname);
+    const remote = (info.remoteAddr as Deno.NetAddr).hostname;
+    if (path === TUNNEL_PATH) return tunnel.handle(req, remote);
+    if (path.startsWith(PROBE_PATH)) {
+      return tunnel.handleProbe(req, path.slice(PROBE_PATH.length), remote);
+    }
     return app.fetch(req);
   });
   const addr = await listening;

@@ -116,6 +116,13 @@ const CONTROL_SCHEMAS = {
   credit: { stream: streamId, bytes: u32, window: optional(u32) },
   /** agent → hub: the streams it still has open, so leaked ones can be reaped. */
   sync: { streams: array(streamId, LIMITS.streamsPerSessionMax) },
+  /**
+   * hub → agent: open a WebSocket to `/tunnel/probe/<token>` on the hub through the same egress as
+   * vendor calls, so the hub sees the agent's public egress IP.
+   */
+  probe: { token: str(64, B64URL_PATTERN) },
+  /** hub → agent: channels the hub will not route to, and why (e.g. too many accounts per IP). */
+  channel_status: { refused: array(object({ id, reason: str(300) }), 256) },
   /** Either side, before closing on purpose, so the peer can log why. */
   goodbye: { reason: str(500), reconnect: bool() },
 } as const satisfies Record<string, Schema>;

@@ -218,6 +218,11 @@ const GENERATORS: { [T in ControlType]: (r: Rng) => Frame<T> } = {
     type: "sync",
     streams: Array.from({ length: int(r, 8) }, () => randUint(r, 0xffff_ffff)),
   }),
+  probe: (r) => ({ type: "probe", token: randB64(r, 43, 64) }),
+  channel_status: (r) => ({
+    type: "channel_status",
+    refused: Array.from({ length: int(r, 4) }, () => ({ id: randId(r), reason: randText(r, 300) })),
+  }),
   goodbye: (r) => ({ type: "goodbye", reason: randText(r, 500), reconnect: chance(r, 0.5) }),
 };
 

@@ -135,6 +135,14 @@ const SAMPLES: { [T in ControlType]: Frame<T>[] } = {
     window: 4 * 1024 * 1024,
   }],
   sync: [{ type: "sync", streams: [] }, { type: "sync", streams: [1, 2, 0xffff_ffff] }],
+  probe: [{ type: "probe", token: "AbC_-09xyz" }],
+  channel_status: [{ type: "channel_status", refused: [] }, {
+    type: "channel_status",
+    refused: [{
+      id: "openai-6",
+      reason: "egress IP 203.0.113.7 already carries 5 vendor accounts",
+    }],
+  }],
   goodbye: [{ type: "goodbye", reason: "shutting down", reconnect: true }, {
     type: "goodbye",
     reason: "",

@@ -43,6 +43,8 @@ export interface ConnectionDeps {
   log: Logger;
   /** How request streams are served; without it every REQUEST is refused. */
   streams?: StreamHost;
+  /** Answers an egress PROBE: dial the hub's probe URL through the vendor egress. */
+  probe?: (token: string) => Promise<void>;
 }
 
 export type StreamHost = Pick<AgentStreamDeps, "resolveChannel" | "dev" | "onMetered">;
@@ -61,6 +63,8 @@ type State = "challenge" | "welcome" | "open" | "closed";
 export class TunnelConnection {
   readonly done: Promise<ConnectionEnd>;
   sessionId?: string;
+  /** Channels the hub said it will not route to (shown to the owner). */
+  refusedChannels: { id: string; reason: string }[] = [];
   #state: State = "challenge";
   #agentNonce = newNonce();
   #welcomedAtMono = 0;
@@ -279,6 +283,17 @@ export class TunnelConnection {
         return this.#send({ type: "echo_reply", seq: frame.seq, payload: frame.payload });
       case "request":
         return this.#onRequest(frame);
+      case "probe":
+        return void this.deps.probe?.(frame.token).then(
+          () => this.deps.log.info("egress probe answered"),
+          (e) => this.deps.log.warn("egress probe failed", { error: errorMessage(e) }),
+        );
+      case "channel_status":
+        for (const { id, reason } of frame.refused) {
+          this.deps.log.warn("hub refuses a channel", { channel: id, reason });
+        }
+        this.refusedChannels = frame.refused;
+        return;
       case "abort":
         return this.#streams.get(frame.stream)?.abort(frame.reason);
       case "credit": {

@@ -106,6 +106,14 @@ export class TunnelSupervisor {
       clock: o.clock,
       log: o.log,
       streams: o.streams,
+      probe: async (token) => {
+        const probeUrl = o.tunnelUrl.replace(/\/tunnel\/connect$/, `/tunnel/probe/${token}`);
+        const socket = await dialHub(probeUrl, {
+          certFingerprints: o.certFingerprints,
+          connectTimeoutMs: LIMITS.dialTimeoutMs,
+        });
+        socket.close();
+      },
     });
     this.#connection = connection;
     if (this.#stopReason) connection.close(CloseCode.shutdown, "agent shutting down");

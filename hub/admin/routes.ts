@@ -139,6 +139,14 @@ export function adminRoutes(deps: AdminDeps): Hono {
           generation: session.generation,
           remoteAddr: session.remoteAddr,
           connectedAt: new Date(session.connectedAtMs).toISOString(),
+          egress: session.egress
+            ? {
+              ip: session.egress.ip,
+              checkedAt: new Date(session.egress.checkedAtMs).toISOString(),
+              matchesTunnelIp: session.egress.ip === session.remoteAddr,
+            }
+            : null,
+          refusedChannels: [...session.refusedChannels].map(([id, reason]) => ({ id, reason })),
         }
         : null,
     };

@@ -18,11 +18,13 @@ import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { HubStore } from "../store/mod.ts";
 import { HubHandshake, VerifierCache } from "./handshake.ts";
+import { EgressMonitor, type EgressOptions } from "./egress.ts";
 import { NonceCache } from "./nonce_cache.ts";
 import { SessionRegistry } from "./registry.ts";
 import { AgentSession } from "./session.ts";
 
 export interface TunnelDeps {
+  egress: EgressOptions;
   store: HubStore;
   identity: Signer;
   clock: Clock;
@@ -39,6 +41,7 @@ function closeCodeFor(error: FrameDecodeError): CloseCode {
 
 export class TunnelEndpoint {
   readonly registry = new SessionRegistry();
+  readonly egress: EgressMonitor;
   readonly #nonces = new NonceCache();
   readonly #verifiers = new VerifierCache();
   readonly #handshakes: (labels: Record<string, string>) => void;
@@ -46,6 +49,12 @@ export class TunnelEndpoint {
   readonly #socketsClosed = new Set<Promise<void>>();
 
   constructor(readonly deps: TunnelDeps) {
+    this.egress = new EgressMonitor(
+      this.registry,
+      deps.egress,
+      deps.clock,
+      deps.log.with({ component: "egress" }),
+    );
     this.#handshakes = deps.metrics.counter(
       "aqueduct_tunnel_handshakes_total",
       "Tunnel handshakes by outcome (close code name or 'ok').",
@@ -82,6 +91,28 @@ export class TunnelEndpoint {
     this.#socketsClosed.add(closed);
     closed.then(() => this.#socketsClosed.delete(closed));
     this.#accept(socket, remoteAddr);
+    return response;
+  }
+
+  /**
+   * `/tunnel/probe/<token>`: the agent's egress check. Upgrades (the agent dials it like the
+   * tunnel, pins included), records the source IP, and closes at once.
+   */
+  handleProbe(req: Request, token: string, remoteAddr: string): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({
+        error: { message: "WebSocket upgrade expected", type: "invalid_request_error" },
+      }, {
+        status: 426,
+      });
+    }
+    const known = this.egress.recordProbe(token, remoteAddr);
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onopen = () =>
+      socket.close(
+        known ? CloseCode.shutdown : CloseCode.replayedNonce,
+        known ? "probed" : "unknown probe",
+      );
     return response;
   }
 
@@ -209,10 +240,12 @@ export class TunnelEndpoint {
       log,
       onClosed: (s, code, reason) => {
         this.registry.remove(s);
+        this.egress.detach(s);
         log.info("agent offline", { code, close: describeClose(code), reason });
         recordSeen(s, false);
       },
       onCapabilities: (s) => {
+        this.egress.evaluate();
         log.info("agent capabilities changed", { channels: s.capabilities.channels.length });
         recordSeen(s, true);
       },
@@ -230,6 +263,7 @@ export class TunnelEndpoint {
       pingIntervalMs: timing.pingIntervalMs,
       peerDeadAfterMs: timing.peerDeadAfterMs,
     });
+    this.egress.attach(session);
     this.#handshakes({ outcome: "ok" });
     log.info("agent online", {
       channels: capabilities.channels.length,

@@ -62,6 +62,10 @@ export class AgentSession {
   readonly connectedAtMs: number;
   capabilities: Capabilities;
   lastFrameAtMs: number;
+  /** The agent's public egress IP as the last PROBE saw it. */
+  egress?: { ip: string; checkedAtMs: number };
+  /** Channels the hub will not route to, with the reason (see egress.ts). */
+  refusedChannels = new Map<string, string>();
   #lastFrameMono: number;
   #closed = false;
   #pingSeq = 0;
