@@ -58,6 +58,11 @@ export class InboundBody {
     return true;
   }
 
+  /** The peer sent its last body frame (the consumer may still be reading). */
+  get finReceived(): boolean {
+    return this.#fin;
+  }
+
   /** Ends the body with an error (peer aborted, session died, idle timeout). */
   fail(error: unknown): void {
     if (this.#fin && this.#queue.length === 0) return;

@@ -18,6 +18,12 @@ const BENCHES: Record<string, Bench> = {
       "[--rounds N] [--agents N] [--quick] [--seed N] [--only echo|rss]",
     load: () => import("./bench/tunnel.ts"),
   },
+  gateway: {
+    about: "OpenAI chat through hub + agent vs direct to the same fake vendor: added latency, " +
+      "req/s at 64 conns, CPU µs/req, streaming TTFB/gaps, RSS [--rounds N] [--quick] " +
+      "[--log-level L] [--cpu-prof DIR]",
+    load: () => import("./bench/gateway.ts"),
+  },
 };
 
 function usage(): string {

@@ -26,6 +26,9 @@ const DROP_HEADERS = new Set([
   "x-request-id",
 ]);
 
+/** Statuses whose body may say "this key is unusable" (the vendor module decides from the body). */
+const KEY_PROBLEM_STATUSES = [400, 401, 402, 403, 429];
+
 export interface UpstreamCall {
   response: Response;
   /** Keys tried and rejected before this response. */
@@ -82,7 +85,7 @@ export async function callUpstream(
       redirect: "manual",
     });
     const last = attempt === keys.length - 1 || !replayable;
-    if (last || ![401, 403, 429].includes(response.status)) {
+    if (last || !KEY_PROBLEM_STATUSES.includes(response.status)) {
       return { response, keyRotations: rotations, restore };
     }
     // Read the (small) error body to tell "bad key / no quota" from an ordinary rate limit.

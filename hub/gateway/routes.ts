@@ -22,21 +22,29 @@ export function mountGateway(
   vendors: readonly VendorSurface[],
   deps: DispatchDeps,
 ): void {
-  const rootTaken = new Set<string>();
+  // Root paths several vendors share (e.g. GET /v1/models) go to the vendor whose marker header
+  // the request carries (e.g. anthropic-version), else to the first vendor that claimed the path.
+  const root = new Map<string, { route: VendorRoute; vendor: VendorSurface }[]>();
   for (const vendor of vendors) {
     for (const route of vendor.routes) {
-      const paths = [`/${vendor.name}${route.path}`];
-      const rootKey = `${route.method} ${route.path}`;
-      if (!rootTaken.has(rootKey)) {
-        rootTaken.add(rootKey);
-        paths.push(route.path);
-      }
-      app.on(route.method, paths, (c) => handle(c, vendor, route, deps));
+      app.on(route.method, `/${vendor.name}${route.path}`, (c) => handle(c, vendor, route, deps));
+      const key = `${route.method} ${route.path}`;
+      root.set(key, [...(root.get(key) ?? []), { route, vendor }]);
     }
+  }
+  for (const claims of root.values()) {
+    const { route } = claims[0]!;
+    app.on(route.method, route.path, (c) => {
+      const chosen = claims.find((x) =>
+        x.vendor.rootMarkerHeader && c.req.header(x.vendor.rootMarkerHeader)
+      ) ??
+        claims[0]!;
+      return handle(c, chosen.vendor, chosen.route, deps);
+    });
   }
   // Unknown paths and wrong methods under a vendor's space still answer in its envelope.
   app.all("*", (c) => {
-    const vendor = vendorForPath(vendors, c.req.path);
+    const vendor = vendorForPath(vendors, c.req.path, (name) => c.req.header(name));
     if (!vendor) return c.notFound();
     c.set("vendor" as never, vendor as never);
     const path = stripPrefix(vendor, c.req.path);
@@ -93,11 +101,16 @@ export function renderGatewayError(c: Context, err: unknown): Response | undefin
   return res;
 }
 
-function vendorForPath(vendors: readonly VendorSurface[], path: string): VendorSurface | undefined {
+function vendorForPath(
+  vendors: readonly VendorSurface[],
+  path: string,
+  header: (name: string) => string | undefined,
+): VendorSurface | undefined {
+  const rootOwners = vendors.filter((v) =>
+    v.routes.some((r) => path.startsWith(r.path.split("/").slice(0, 2).join("/") + "/"))
+  );
   return vendors.find((v) => path.startsWith(`/${v.name}/`)) ??
-    vendors.find((v) =>
-      v.routes.some((r) => path.startsWith(r.path.split("/").slice(0, 2).join("/") + "/"))
-    );
+    rootOwners.find((v) => v.rootMarkerHeader && header(v.rootMarkerHeader)) ?? rootOwners[0];
 }
 
 function stripPrefix(vendor: VendorSurface, path: string): string {

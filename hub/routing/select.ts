@@ -1,39 +1,157 @@
 /**
- * Picks the agent session and channel for one request. For now: any online agent with a channel
- * of the vendor that serves the model, least loaded first. (Policies, grades and health arrive
- * with the routing issue; this stays the one place that decides.)
+ * The one place that decides where a request goes: `select(candidates, policy, context)` returns
+ * the channels able to serve it, best first (the gateway fails over down the list; empty means
+ * no capacity). It is pure: stats, grades and breaker states arrive inside the candidates, time
+ * and randomness inside the context.
+ *
+ * Every policy first filters by vendor, model (a channel with no model list serves any model)
+ * and health (breaker open → out; half-open → in only while no probe is in flight, and the
+ * gateway must win `BreakerBoard.tryAcquireProbe` before sending). Then the policy's strategy,
+ * one small function in `STRATEGIES`, filters further and ranks. Adding a policy means one
+ * function here plus its case in `parsePolicy`.
+ *
+ * Cost: O(n) filtering and scoring plus a counting sort over the 1 001 score levels, O(n + levels)
+ * (see `rank.ts`); no comparison sort on the hot path.
+ * @module
  */
-import type { SessionRegistry } from "../tunnel/registry.ts";
-import type { AgentSession } from "../tunnel/session.ts";
+import type { AgentTier } from "../store/mod.ts";
+import type { BreakerState } from "./breaker.ts";
+import { type Grade, meetsGrade, ratioRankValue } from "./grades.ts";
+import type { PinnedPolicy, Policy, PolicyType } from "./policy.ts";
+import { denseRanks, rankOrder } from "./rank.ts";
+import { DEFAULT_WEIGHTS, scoreSteps, type ScoreWeights } from "./score.ts";
+import type { ChannelStats } from "./stats.ts";
 
+export { offeredModels, selectCandidates, type SessionChoice } from "./legacy.ts";
+export { DEFAULT_WEIGHTS, SCORE_REFS, scoreCandidate, type ScoreWeights } from "./score.ts";
+
+/** One agent channel that might serve the request, with everything routing needs to judge it. */
 export interface Candidate {
-  session: AgentSession;
+  agentId: string;
   channelId: string;
+  vendor: string;
+  /** Models served; empty means any model of the vendor. */
+  models: readonly string[];
+  tier: AgentTier;
+  grade: Grade;
+  /** Decimal string from the grade → payout table (e.g. "0.80"). */
+  payoutRatio: string;
+  stats: ChannelStats;
+  breaker: BreakerState;
+  probeInFlight: boolean;
+  /** Request streams the agent has open (load). */
+  streamsOpen: number;
+  /** From the agent's heartbeats; `undefined` = unknown. */
+  remainingRpm?: number;
+  remainingTpm?: number;
 }
 
-export function selectCandidates(
-  registry: SessionRegistry,
-  vendor: string,
-  model: string,
+/** What a decision depends on besides the candidates and the policy. */
+export interface SelectContext {
+  vendor: string;
+  model: string;
+  /** Decision time; today's strategies read time only through the candidates' snapshots. */
+  nowMs: number;
+  /** Uniform in [0, 1); breaks score ties so load spreads (seeded in tests). */
+  random: () => number;
+  /** Score weights; `DEFAULT_WEIGHTS` unless given. */
+  weights?: Readonly<ScoreWeights>;
+  /** Return at most this many choices (the gateway rarely fails over more than a few times). */
+  limit?: number;
+}
+
+/** A strategy: filters the healthy, matching candidates further and orders them, best first. */
+export type Strategy<P extends Policy = Policy> = (
+  eligible: Candidate[],
+  policy: P,
+  ctx: SelectContext,
+) => Candidate[];
+
+/** Orders by the auto score; `primary` (lower first) takes precedence when given. */
+export function rankByScore(
+  list: Candidate[],
+  ctx: SelectContext,
+  primary?: (c: Candidate) => number,
 ): Candidate[] {
-  const out: Candidate[] = [];
-  for (const session of registry.sessions()) {
-    if (session.closed) continue;
-    const channel = session.capabilities.channels.find((c) =>
-      c.vendor === vendor && (c.models.length === 0 || c.models.includes(model))
-    );
-    if (channel) out.push({ session, channelId: channel.id });
+  const weights = ctx.weights ?? DEFAULT_WEIGHTS;
+  const steps = new Uint16Array(list.length);
+  for (let i = 0; i < list.length; i++) steps[i] = scoreSteps(list[i]!, weights);
+  let classes: Uint32Array | null = null, classCount = 1;
+  if (primary) {
+    const values = new Float64Array(list.length); // a loop: TypedArray.from(list, fn) is slow
+    for (let i = 0; i < list.length; i++) values[i] = primary(list[i]!);
+    ({ ranks: classes, count: classCount } = denseRanks(values));
   }
-  return out.sort((a, b) => a.session.streamsOpen - b.session.streamsOpen);
+  const order = rankOrder({ steps, classes, classCount, random: ctx.random }, ctx.limit);
+  const out = new Array<Candidate>(order.length);
+  for (let j = 0; j < order.length; j++) out[j] = list[order[j]!]!;
+  return out;
 }
 
-/** Every model some online agent offers for `vendor` (sorted, unique). */
-export function offeredModels(registry: SessionRegistry, vendor: string): string[] {
-  const models = new Set<string>();
-  for (const session of registry.sessions()) {
-    for (const c of session.capabilities.channels) {
-      if (c.vendor === vendor) c.models.forEach((m) => models.add(m));
+// Pinned lookups are built once per parsed policy object, not on every request; channels are
+// indexed agent → channel ids so matching needs no string concatenation per candidate.
+const pinnedIndex = new WeakMap<
+  object,
+  { agents: Set<string>; channels: Map<string, Set<string>> }
+>();
+
+function pinnedLookup(policy: PinnedPolicy) {
+  let index = pinnedIndex.get(policy);
+  if (!index) {
+    const channels = new Map<string, Set<string>>();
+    for (const key of policy.channels) {
+      const slash = key.indexOf("/");
+      const agent = key.slice(0, slash);
+      let set = channels.get(agent);
+      if (!set) channels.set(agent, set = new Set());
+      set.add(key.slice(slash + 1));
     }
+    index = { agents: new Set(policy.agents), channels };
+    pinnedIndex.set(policy, index);
   }
-  return [...models].sort();
+  return index;
+}
+
+/** The strategy behind each policy type. */
+export const STRATEGIES: { readonly [K in PolicyType]: Strategy<Extract<Policy, { type: K }>> } = {
+  auto: (eligible, _policy, ctx) => rankByScore(eligible, ctx),
+  grade: (eligible, policy, ctx) =>
+    rankByScore(eligible.filter((c) => meetsGrade(c.grade, policy.minGrade)), ctx),
+  cheapest: (eligible, policy, ctx) => {
+    const min = policy.minGrade;
+    const list = min === null ? eligible : eligible.filter((c) => meetsGrade(c.grade, min));
+    return rankByScore(list, ctx, (c) => ratioRankValue(c.payoutRatio));
+  },
+  pinned: (eligible, policy, ctx) => {
+    const { agents, channels } = pinnedLookup(policy);
+    const list = eligible.filter((c) =>
+      agents.has(c.agentId) || channels.get(c.agentId)?.has(c.channelId) === true
+    );
+    return rankByScore(list, ctx);
+  },
+};
+
+/** True if `c` serves `vendor`/`model` and its breaker lets a request through. */
+export function isEligible(c: Candidate, vendor: string, model: string): boolean {
+  // Cheapest tests first; the model list (string compares) last.
+  const b = c.breaker;
+  if (b !== "closed" && (b !== "half-open" || c.probeInFlight)) return false;
+  if (c.vendor !== vendor) return false;
+  const models = c.models;
+  return models.length === 0 || models.includes(model);
+}
+
+/**
+ * The candidates able to serve this request under `policy`, best first. Returns elements of
+ * `candidates` itself, so callers may pass richer objects (e.g. with the session attached).
+ */
+export function select<C extends Candidate>(
+  candidates: readonly C[],
+  policy: Policy,
+  ctx: SelectContext,
+): C[] {
+  const eligible: Candidate[] = [];
+  for (const c of candidates) if (isEligible(c, ctx.vendor, ctx.model)) eligible.push(c);
+  const strategy = STRATEGIES[policy.type] as Strategy;
+  return strategy(eligible, policy, ctx) as C[];
 }

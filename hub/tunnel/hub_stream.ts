@@ -145,7 +145,11 @@ export class HubStream {
     this.#finish({ kind: "aborted", by, reason });
   }
 
-  #onClientAbort = () => this.abort("client", "client went away");
+  // Deno aborts a request's signal once its response has been sent; a body that already got its
+  // last frame is complete, and the agent's RESPONSE_END is on its way.
+  #onClientAbort = () => {
+    if (!this.#inbound?.finReceived) this.abort("client", "client went away");
+  };
 
   #finish(end: StreamEnd, delivered: Promise<void> = Promise.resolve()): void {
     if (this.#finished) return;

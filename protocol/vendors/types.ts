@@ -72,6 +72,11 @@ export interface VendorSurface {
   readonly hosts: readonly string[];
   /** Upstream path prefixes the agent may call. */
   readonly upstreamPathPrefixes: readonly string[];
+  /**
+   * A request header only this vendor's clients send (e.g. `anthropic-version`): picks this vendor
+   * for root paths that several vendors share.
+   */
+  readonly rootMarkerHeader?: string;
   /** Routes the hub serves for this vendor (vendor paths, without the hub's vendor prefix). */
   readonly routes: readonly VendorRoute[];
   /** Hub: the credential a client presented, if any. */

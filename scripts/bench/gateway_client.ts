@@ -49,7 +49,6 @@ export interface Reply {
 
 export class Http1Conn {
   readonly #buf = new Uint8Array(65536);
-  #pending = new Uint8Array(0);
 
   private constructor(readonly conn: Deno.TcpConn) {}
 
@@ -70,86 +69,83 @@ export class Http1Conn {
     const sentAt = performance.now();
     for (let off = 0; off < request.length;) off += await this.conn.write(request.subarray(off));
     const reply: Reply = { status: 0, sentAt, bodyReads: [], bodyBytes: 0, tail: "" };
-    let headDone = false;
-    let length = -1; // Content-Length, or -1 for chunked
-    let chunkLeft = 0; // payload bytes left in the current chunk (chunked only)
-    let data = this.#pending;
+    const parser = new ResponseParser(reply);
     for (;;) {
-      if (data.length === 0 || (!headDone && indexOf(data, CRLF2) < 0)) {
-        const n = await this.conn.read(this.#buf);
-        if (n === null) throw new Error("connection closed by the server");
-        data = concat(data, this.#buf.subarray(0, n));
-      }
+      const n = await this.conn.read(this.#buf);
+      if (n === null) throw new Error("connection closed by the server");
       const now = performance.now();
-      if (!headDone) {
+      const got = parser.push(this.#buf.subarray(0, n));
+      if (got > 0 && (stamps || reply.bodyReads.length === 0)) reply.bodyReads.push(now);
+      if (parser.done) return reply;
+    }
+  }
+}
+
+/** Incremental HTTP/1.1 response parser (one response; no trailers, no pipelining). */
+class ResponseParser {
+  done = false;
+  #data = new Uint8Array(0);
+  #state: "head" | "length" | "size" | "chunk" | "crlf" = "head";
+  #left = 0;
+
+  constructor(readonly reply: Reply) {}
+
+  /** Consumes `bytes`; returns how many body payload bytes they completed. */
+  push(bytes: Uint8Array): number {
+    let data = this.#data.length ? concat(this.#data, bytes) : bytes;
+    let got = 0;
+    while (!this.done) {
+      if (this.#state === "head") {
         const end = indexOf(data, CRLF2);
-        if (end < 0) continue;
+        if (end < 0) break;
         const head = decoder.decode(data.subarray(0, end)).split("\r\n");
-        reply.status = Number(head[0]!.split(" ")[1]);
+        this.reply.status = Number(head[0]!.split(" ")[1]);
+        let length = -1;
         for (const line of head.slice(1)) {
           const colon = line.indexOf(":");
-          const name = line.slice(0, colon).toLowerCase();
-          if (name === "content-length") length = Number(line.slice(colon + 1));
+          if (line.slice(0, colon).toLowerCase() === "content-length") {
+            length = Number(line.slice(colon + 1));
+          }
         }
-        headDone = true;
-        data = data.slice(end + 4);
-        if (length === 0) break;
-        if (data.length === 0) continue;
-      }
-      let got = 0;
-      if (length >= 0) {
-        const take = Math.min(data.length, length - reply.bodyBytes);
-        keepTail(reply, data.subarray(0, take));
-        got = take;
-        reply.bodyBytes += take;
-        data = data.slice(take);
-        if (got > 0 && (stamps || reply.bodyReads.length === 0)) reply.bodyReads.push(now);
-        if (reply.bodyBytes === length) break;
-        continue;
-      }
-      // chunked: consume what is complete; keep a partial size line for the next read
-      let finished = false;
-      while (data.length > 0) {
-        if (chunkLeft > 0) {
-          const take = Math.min(chunkLeft, data.length);
-          keepTail(reply, data.subarray(0, take));
-          got += take;
-          chunkLeft -= take;
-          data = data.subarray(take);
-          if (chunkLeft === 0) chunkLeft = -2; // its CRLF follows
-          continue;
+        data = data.subarray(end + 4);
+        this.#state = length >= 0 ? "length" : "size";
+        this.#left = length;
+        if (length === 0) this.done = true;
+      } else if (this.#state === "length" || this.#state === "chunk") {
+        if (data.length === 0) break;
+        const take = Math.min(this.#left, data.length);
+        keepTail(this.reply, data.subarray(0, take));
+        got += take;
+        this.#left -= take;
+        data = data.subarray(take);
+        if (this.#left === 0) {
+          if (this.#state === "length") this.done = true;
+          else this.#state = "crlf";
         }
-        if (chunkLeft === -2) {
-          if (data.length < 2) break;
-          data = data.subarray(2);
-          chunkLeft = 0;
-          continue;
-        }
+      } else if (this.#state === "crlf") {
+        if (data.length < 2) break;
+        data = data.subarray(2);
+        this.#state = "size";
+      } else {
         const eol = indexOf(data, [13, 10]);
         if (eol < 0) break;
         const size = parseInt(decoder.decode(data.subarray(0, eol)), 16);
+        if (!Number.isFinite(size)) throw new Error("bad chunk size line");
         if (size === 0) {
-          if (data.length < eol + 4) break; // "0\r\n\r\n" (no trailers)
+          if (data.length < eol + 4) break; // "0\r\n\r\n"
           data = data.subarray(eol + 4);
-          finished = true;
-          break;
+          this.done = true;
+        } else {
+          data = data.subarray(eol + 2);
+          this.#state = "chunk";
+          this.#left = size;
         }
-        chunkLeft = size;
-        data = data.subarray(eol + 2);
-      }
-      data = data.slice();
-      reply.bodyBytes += got;
-      if (got > 0 && (stamps || reply.bodyReads.length === 0)) reply.bodyReads.push(now);
-      if (finished) break;
-      if (data.length > 0 && !finished) {
-        // an incomplete size line or CRLF: the next read completes it
-        const n = await this.conn.read(this.#buf);
-        if (n === null) throw new Error("connection closed by the server");
-        data = concat(data, this.#buf.subarray(0, n));
       }
     }
-    this.#pending = data;
-    return reply;
+    if (this.done && data.length > 0) throw new Error("unexpected bytes after the response");
+    this.#data = data.length ? data.slice() : new Uint8Array(0);
+    this.reply.bodyBytes += got;
+    return got;
   }
 }
 

@@ -16,8 +16,29 @@ import { type Proc, tempDir } from "./process.ts";
 
 export const VENDOR_KEY = "sk-real-vendor-key-1";
 
+/** A fake upstream of another vendor: anything with a URL that can be closed. */
+export interface VendorFake {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** An extra vendor for the stack: its fake, the host it stands in for, and one agent channel. */
+export interface StackVendor {
+  /** Channel vendor name, e.g. `anthropic`. */
+  vendor: string;
+  /** Official API host the fake replaces in AGENT_DEV_UPSTREAMS, e.g. `api.anthropic.com`. */
+  host: string;
+  start: () => Promise<VendorFake>;
+  /** Channel keys, in order. */
+  keys: string[];
+  /** The channel's `--models` list (default: every model). */
+  models?: string;
+}
+
 export interface Stack {
   fake: FakeOpenAI;
+  /** The extra vendors' fakes, by vendor name (see `StackOptions.vendors`). */
+  vendorFakes: Record<string, VendorFake>;
   hub: HubProc;
   agent: Proc;
   agentId: string;
@@ -39,6 +60,8 @@ export interface StackOptions {
   quotaExhaustedKeys?: string[];
   models?: string;
   credit?: string;
+  /** More vendors, each with its own fake and agent channel (after the OpenAI one). */
+  vendors?: StackVendor[];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -49,21 +72,40 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
   let hub: HubProc | undefined;
   let agent: Proc | undefined;
+  const vendorFakes: Record<string, VendorFake> = {};
   const stop = async () => {
     await agent?.stop();
     await hub?.proc.stop();
     await fake.close();
+    for (const extra of Object.values(vendorFakes)) await extra.close();
     await tmp.remove();
   };
   try {
+    const upstreams: Record<string, string> = { "api.openai.com": fake.url };
+    for (const extra of options.vendors ?? []) {
+      vendorFakes[extra.vendor] = await extra.start();
+      upstreams[extra.host] = vendorFakes[extra.vendor]!.url;
+    }
     hub = await startHub({ dir: tmp.path, env: options.hubEnv });
     const dir = `${tmp.path}/agent`;
     const setup = await enrollAgent(hub, dir);
     const keys = (options.channelKeys ?? [VENDOR_KEY]).flatMap((k) => ["--key", k]);
     const models = options.models ? ["--models", options.models] : [];
     await agentCli(["channel", "add", "--vendor", "openai", ...keys, ...models, "--dir", dir]);
+    for (const extra of options.vendors ?? []) {
+      await agentCli([
+        "channel",
+        "add",
+        "--vendor",
+        extra.vendor,
+        ...extra.keys.flatMap((k) => ["--key", k]),
+        ...(extra.models ? ["--models", extra.models] : []),
+        "--dir",
+        dir,
+      ]);
+    }
     agent = runAgent(dir, {
-      AGENT_DEV_UPSTREAMS: JSON.stringify({ "api.openai.com": fake.url }),
+      AGENT_DEV_UPSTREAMS: JSON.stringify(upstreams),
       ...options.agentEnv,
     });
     await waitOnline(hub, setup.id);
@@ -73,6 +115,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     if (key.status !== 201) throw new Error(`key creation failed: ${JSON.stringify(key.json)}`);
     return {
       fake,
+      vendorFakes,
       hub,
       agent,
       agentId: setup.id,
