@@ -14,6 +14,8 @@ export interface AppDeps extends AdminDeps {
   metrics: Metrics;
   log: Logger;
   config: Pick<HubConfig, "gateway" | "moderation">;
+  routing: GatewayWiring["routing"];
+  limiter: GatewayWiring["limiter"];
   onUsage?: GatewayWiring["onUsage"];
 }
 

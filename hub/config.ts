@@ -15,7 +15,9 @@ export interface HubConfig {
   identityKeyPath: string;
   tls?: { certPath: string; keyPath: string };
   timing: HeartbeatTiming;
-  gateway: { maxRequestBytes: number; streamIdleTimeoutMs: number };
+  gateway: { maxRequestBytes: number; streamIdleTimeoutMs: number; replayBytesMax: number };
+  limits: { failMode: "local" | "open" | "closed"; localScale: number };
+  breakerCooldownMs: number;
   egress: EgressOptions;
   moderation: {
     /** Raw keyword list (comma-separated or JSON array); parsed by the keyword moderator. */
@@ -38,6 +40,10 @@ const KEYS = [
   "HUB_PING_INTERVAL_MS",
   "HUB_PEER_DEAD_AFTER_MS",
   "HUB_MAX_REQUEST_BYTES",
+  "HUB_REPLAY_BYTES_MAX",
+  "HUB_LIMITS_FAIL_MODE",
+  "HUB_LIMITS_LOCAL_SCALE",
+  "HUB_BREAKER_COOLDOWN_MS",
   "HUB_EGRESS_ACCOUNTS_MAX",
   "HUB_EGRESS_PROBE_INTERVAL_MS",
   "HUB_STREAM_IDLE_TIMEOUT_MS",
@@ -107,7 +113,13 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
         "HUB_STREAM_IDLE_TIMEOUT_MS",
         300_000,
       ),
+      replayBytesMax: intOr(src.HUB_REPLAY_BYTES_MAX, "HUB_REPLAY_BYTES_MAX", 8 * 1024 * 1024),
     },
+    limits: {
+      failMode: parseFailMode(src.HUB_LIMITS_FAIL_MODE),
+      localScale: parseScale(src.HUB_LIMITS_LOCAL_SCALE),
+    },
+    breakerCooldownMs: intOr(src.HUB_BREAKER_COOLDOWN_MS, "HUB_BREAKER_COOLDOWN_MS", 30_000),
     egress: {
       ...EGRESS_DEFAULTS,
       accountsPerIpMax: intOr(
@@ -143,6 +155,23 @@ function intOr(value: string | undefined, name: string, fallback: number): numbe
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) {
     throw new RangeError(`Invalid ${name} "${value}": expected a positive integer`);
+  }
+  return n;
+}
+
+function parseFailMode(value: string | undefined): "local" | "open" | "closed" {
+  if (value === undefined || value === "local" || value === "open" || value === "closed") {
+    return value ?? "local";
+  }
+  throw new TypeError(`Invalid HUB_LIMITS_FAIL_MODE "${value}": expected local, open or closed`);
+}
+
+/** Share of each limit a hub enforces alone while Redis is down (e.g. 0.5 for two hubs). */
+function parseScale(value: string | undefined): number {
+  if (value === undefined) return 1;
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) {
+    throw new RangeError(`Invalid HUB_LIMITS_LOCAL_SCALE "${value}": expected (0, 1]`);
   }
   return n;
 }

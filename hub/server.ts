@@ -12,6 +12,16 @@ import { loadOrCreateIdentity } from "./identity_file.ts";
 import { Metrics } from "./metrics.ts";
 import { type HubStore, openStore, redactDsn } from "./store/mod.ts";
 import { TunnelEndpoint } from "./tunnel/endpoint.ts";
+import {
+  createRedisClient,
+  type Limiter,
+  MemoryLimiter,
+  RedisLimiter,
+  ResilientLimiter,
+} from "./limits/mod.ts";
+import { BreakerBoard } from "./routing/breaker.ts";
+import { DEFAULT_PAYOUT_RATIOS } from "./routing/grades.ts";
+import { StatsBoard } from "./routing/stats.ts";
 
 export const TUNNEL_PATH = "/tunnel/connect";
 export const PROBE_PATH = "/tunnel/probe/";
@@ -43,7 +53,15 @@ export async function startHub(
     log,
     metrics,
   });
+  const routing = {
+    stats: new StatsBoard(),
+    breakers: new BreakerBoard({ cooldownMs: config.breakerCooldownMs }),
+    payoutTable: DEFAULT_PAYOUT_RATIOS,
+  };
+  const limiter = createLimiter(config, clock, log);
   const app = hubApp({
+    routing,
+    limiter,
     store,
     registry: tunnel.registry,
     clock,
@@ -99,7 +117,32 @@ export async function startHub(
       closed = true;
       await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
       await server.shutdown();
+      await limiter.close();
       await store.close();
     },
   };
+}
+
+/**
+ * In-memory limits for a single hub; with HUB_REDIS, limits shared by every hub process, falling
+ * back to local limits (or open / closed, per HUB_LIMITS_FAIL_MODE) while Redis is unreachable.
+ */
+function createLimiter(config: HubConfig, clock: Clock, log: Logger): Limiter {
+  if (!config.redis) return new MemoryLimiter({ clock });
+  const client = createRedisClient(config.redis, {
+    onError: (e) => log.debug("redis connection error", { error: e.message }),
+  });
+  return new ResilientLimiter({
+    primary: new RedisLimiter(client),
+    failMode: config.limits.failMode,
+    localScale: config.limits.localScale,
+    onStateChange: (state) =>
+      log.warn(
+        state.degraded ? "shared limits unavailable; using fallback" : "shared limits restored",
+        {
+          reason: state.reason,
+          failMode: config.limits.failMode,
+        },
+      ),
+  });
 }

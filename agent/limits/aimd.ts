@@ -16,10 +16,10 @@ export const DECREASE_FACTOR = 0.7;
 export const INCREASE_FRACTION = 0.05;
 
 /**
- * The gentler step (1% of the reference) used within 5% below the rate of the last 429: a
- * hidden limit is approached slowly, so the channel spends longer just under it and meets it
- * less often. Once a full interval passes at that rate without a 429, the limit has moved and
- * the probe is forgotten.
+ * The gentler step (0.5% of the reference) used from 5% below to 5% above the rate of the last
+ * 429: a hidden limit is approached slowly, so the channel spends longer just under it and
+ * meets it less often (worth a few points of the hidden limit on average in the simulation).
+ * Beyond 5% above it without a 429, the limit has moved: the probe is forgotten.
  */
 export const PROBE_FRACTION = 0.005;
 
@@ -38,9 +38,9 @@ export const INCREASE_INTERVAL_MS = 1000;
 export const DECREASE_HOLDOFF_MS = 1000;
 
 /**
- * Smart-mode start until the vendor's headers arrive: the lowest paid tiers of the big vendors
- * (Anthropic tier 1: 50 RPM; OpenAI tier 1: 30 000 TPM on its flagship models, as of 2025).
- * Headers on the first response usually replace these at once.
+ * Smart-mode start until the vendor's headers arrive. OpenAI and Anthropic state their limits
+ * on every response, so this governs only a channel's first second (a burst of 1 request and
+ * 10 000 tokens, see dimension.ts) there; for vendors without headers it is AIMD's start.
  */
 export const DEFAULT_SMART_RPM = 60;
 /** See `DEFAULT_SMART_RPM`. */
@@ -99,8 +99,9 @@ export class Rate {
   increase(): boolean {
     if (!this.adaptive) return false;
     const before = this.#value;
-    // Past the old congestion point without a 429: the hidden limit has moved, probe afresh.
-    if (this.#probe !== null && before >= this.#probe * (1 + INCREASE_FRACTION)) this.#probe = null;
+    const probe = this.#probe;
+    // Well past the old congestion point without a 429: the hidden limit moved, probe afresh.
+    if (probe !== null && before >= probe * (1 + INCREASE_FRACTION)) this.#probe = null;
     const near = this.#probe !== null && before >= this.#probe * (1 - INCREASE_FRACTION);
     const step = (near ? PROBE_FRACTION : INCREASE_FRACTION) *
       (this.#observed ?? this.#probe ?? before);

@@ -8,42 +8,24 @@
  *   rate. Tokens are estimated up front and corrected by actual − estimated afterwards (debt).
  * - **expert** (the owner declared both RPM and TPM): the rates never change, and besides the
  *   bucket a sliding 60 s log guarantees no 60 s window ever holds more than RPM requests.
- * - **smart** (a dimension left at 0): that dimension starts from the account's advertised
- *   limits (rate-limit headers) or a conservative default, and follows AIMD (see aimd.ts).
+ * - **smart** (RPM or TPM left at 0): an undeclared dimension starts from the account's
+ *   advertised limits (rate-limit headers) or a conservative default and follows AIMD (see
+ *   aimd.ts); a declared one stays fixed and hard-capped as in expert mode.
  * - Either mode: an optional UTC-day token budget, and a vendor 429 pauses the channel for the
  *   vendor's retry-after / reset hint (a 429 without a hint pauses nothing: in smart mode the
  *   multiplicative decrease is the answer to it).
  */
 import { type Clock, systemClock } from "../../protocol/clock.ts";
 import type { Channel } from "../config.ts";
-import {
-  DECREASE_HOLDOFF_MS,
-  DEFAULT_SMART_RPM,
-  DEFAULT_SMART_TPM,
-  FLOOR_RPM,
-  FLOOR_TPM,
-  INCREASE_INTERVAL_MS,
-  Rate,
-} from "./aimd.ts";
-import { SlidingWindowSum } from "./sliding_window.ts";
-import { TokenBucket } from "./token_bucket.ts";
+import { DECREASE_HOLDOFF_MS, INCREASE_INTERVAL_MS } from "./aimd.ts";
+import { Dimension } from "./dimension.ts";
 import { type HeadersLike, type LimitReason, parseRateLimitHeaders } from "./vendor_429.ts";
 
-/** Length of the "per minute" window. */
-export const MINUTE_MS = 60_000;
+export type { HeadersLike, LimitReason };
+
 /** The UTC day the daily budget counts in. */
 export const DAY_MS = 86_400_000;
-/**
- * Request burst: at most one second's worth back to back (at least 1), matching vendors that
- * enforce per-minute limits per second.
- */
-export const REQUEST_BURST_MS = 1000;
-/**
- * Token burst: six seconds' worth (a tenth of the minute). Prompts are lumpy and estimates
- * rough; a single request larger than the burst still passes once the bucket is full.
- */
-export const TOKEN_BURST_MS = 6000;
-/** No vendor hint parks a channel longer than a minute (the vendor SDKs cap it likewise). */
+/** No vendor hint parks a channel longer than a minute (the OpenAI SDK ignores longer ones). */
 export const MAX_PAUSE_MS = 60_000;
 
 /** How the channel's limits are set. */
@@ -78,8 +60,11 @@ export type AcquireResult =
 
 /** How a vendor call went. A call that never reached the vendor: status 0, actualTokens 0. */
 export interface CallOutcome {
+  /** Tokens the call really used (from the meter); replaces the estimate. */
   actualTokens: number;
+  /** The vendor's HTTP status. */
   status: number;
+  /** The vendor's response headers (rate-limit state, retry-after). */
   headers?: HeadersLike;
   /** A 429 meaning "quota/billing exhausted" (key rotation's business, not a rate problem). */
   quotaExhausted?: boolean;
@@ -99,25 +84,6 @@ export interface LimiterSnapshot {
   /** Milliseconds the channel stays paused after a vendor 429 (0: not paused). */
   pausedMs: number;
 }
-
-class Dimension {
-  readonly bucket: TokenBucket;
-  readonly used = new SlidingWindowSum(MINUTE_MS);
-  /** Bucket refusals in the current AIMD interval: demand exceeded this rate. */
-  refused = 0;
-  /** When this bucket last refused a request: the binding limit is the latest to refuse. */
-  lastRefusedAt = -Infinity;
-  constructor(readonly rate: Rate, readonly burstMs: number, nowMs: number) {
-    this.bucket = new TokenBucket(this.#capacity(), rate.value / MINUTE_MS, nowMs);
-  }
-  #capacity = () => Math.max(1, (this.rate.value * this.burstMs) / MINUTE_MS);
-  retune(changed: boolean, nowMs: number): void {
-    if (changed) this.bucket.setRate(this.#capacity(), this.rate.value / MINUTE_MS, nowMs);
-  }
-}
-
-const dimension = (declared: number, fallback: number, floor: number, burst: number, now: number) =>
-  new Dimension(new Rate(declared > 0 ? declared : fallback, !(declared > 0), floor), burst, now);
 
 /** Per-channel RPM + TPM (+ daily budget) limiter; see the module comment. */
 export class ChannelLimiter {
@@ -142,8 +108,8 @@ export class ChannelLimiter {
     const now = clock.nowMs();
     this.#clock = clock;
     this.#vendor = config.vendor;
-    this.#rpm = dimension(config.rpm, DEFAULT_SMART_RPM, FLOOR_RPM, REQUEST_BURST_MS, now);
-    this.#tpm = dimension(config.tpm, DEFAULT_SMART_TPM, FLOOR_TPM, TOKEN_BURST_MS, now);
+    this.#rpm = Dimension.requests(config.rpm, now);
+    this.#tpm = Dimension.tokens(config.tpm, now);
     this.mode = this.#rpm.rate.adaptive || this.#tpm.rate.adaptive ? "smart" : "expert";
     this.#dailyBudget = config.dailyTokens && config.dailyTokens > 0 ? config.dailyTokens : 0;
     this.#day = Math.floor(now / DAY_MS);
@@ -159,7 +125,7 @@ export class ChannelLimiter {
     if (this.#dailyBudget && this.#dailyUsed + tokens > this.#dailyBudget) {
       waits.push([(this.#day + 1) * DAY_MS - nowMs, "daily"]);
     }
-    if (!this.#rpm.rate.adaptive && this.#rpm.used.count(nowMs) >= this.#rpm.rate.value) {
+    if (!this.#rpm.rate.adaptive && this.#rpm.used.count(nowMs) >= this.#rpm.hardCap) {
       waits.push([this.#rpm.used.nextExpiryMs(nowMs), "rpm"]); // expert: hard 60 s cap
     }
     for (
@@ -262,10 +228,7 @@ export class ChannelLimiter {
       for (const d of [this.#rpm, this.#tpm]) if (d.refused > 0) d.retune(d.rate.increase(), nowMs);
     }
     this.#intervalStart = nowMs;
-    this.#successes =
-      this.#throttled =
-      this.#rpm.refused =
-      this.#tpm.refused =
-        0;
+    this.#successes = this.#throttled = 0;
+    for (const d of [this.#rpm, this.#tpm]) d.refused = 0;
   }
 }

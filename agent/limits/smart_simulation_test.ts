@@ -50,7 +50,7 @@ function simulate(s: Scenario) {
   const offeredPerMs = (OFFERED_FACTOR * s.hiddenRpm) / 60_000;
   let nextArrival = now;
   let accepted = 0, calls = 0, throttled = 0;
-  const effective: number[] = [];
+  const effective: [number, number][] = [];
   for (let t = 0; t < WARMUP_MS + MEASURE_MS; t++, now++) {
     const measuring = t >= WARMUP_MS;
     for (const done of pending.get(now) ?? []) {
@@ -71,29 +71,44 @@ function simulate(s: Scenario) {
       const at = now + 50 + Math.floor(random() * 450); // 50–500 ms latency
       pending.set(at, [...(pending.get(at) ?? []), { ticket: got.ticket, ...answer }]);
     }
-    if (measuring && t % 1000 === 0) effective.push(limiter.snapshot().effectiveRpm);
+    if (measuring && t % 1000 === 0) {
+      const { effectiveRpm, effectiveTpm } = limiter.snapshot();
+      effective.push([effectiveRpm, effectiveTpm]);
+    }
   }
   const acceptedRpm = accepted / (MEASURE_MS / 60_000);
-  const mean = effective.reduce((a, b) => a + b, 0) / effective.length;
-  return { acceptedRpm, throttledFraction: throttled / calls, meanEffectiveRpm: mean };
+  const mean = (i: 0 | 1) => effective.reduce((a, b) => a + b[i], 0) / effective.length;
+  return {
+    acceptedRpm,
+    throttledFraction: throttled / calls,
+    meanEffectiveRpm: mean(0),
+    meanEffectiveTpm: mean(1),
+  };
 }
 
-for (const hiddenRpm of [1200, 2220, 6000]) {
-  for (const retryHint of [false, true]) {
-    const name = `smart mode settles near a hidden ${hiddenRpm} RPM` +
-      ` (${retryHint ? "retry-after-ms" : "no headers"})`;
-    Deno.test(name, () => {
-      const seed = (hiddenRpm * 7919 + (retryHint ? 1 : 0)) >>> 0;
-      const r = simulate({ hiddenRpm, windowMs: 1000, retryHint, seed });
-      console.log(
-        `seed ${seed}: hidden ${hiddenRpm} RPM → accepted ${r.acceptedRpm.toFixed(0)} RPM` +
-          ` (${((r.acceptedRpm / hiddenRpm) * 100).toFixed(1)}%), upstream 429s` +
-          ` ${(r.throttledFraction * 100).toFixed(2)}%, mean effective ${
-            r.meanEffectiveRpm.toFixed(0)
-          } RPM`,
-      );
-      assert.ok(Math.abs(r.acceptedRpm - hiddenRpm) <= 0.2 * hiddenRpm, `within ±20% of R`);
-      assert.ok(r.throttledFraction < 0.05, `429 fraction ${r.throttledFraction} < 5%`);
-    });
-  }
+const scenarios: Omit<Scenario, "seed">[] = [
+  ...[1200, 2220, 6000].flatMap((hiddenRpm) =>
+    [false, true].map((retryHint) => ({ hiddenRpm, windowMs: 1000, retryHint }))
+  ),
+  // A longer vendor window: its honest retry-after-ms is what keeps 429s rare.
+  { hiddenRpm: 2220, windowMs: 10_000, retryHint: true },
+];
+
+for (const [i, scenario] of scenarios.entries()) {
+  const { hiddenRpm, windowMs, retryHint } = scenario;
+  const name = `smart mode settles near a hidden ${hiddenRpm} RPM (${windowMs / 1000} s window, ` +
+    `${retryHint ? "retry-after-ms" : "no headers"})`;
+  Deno.test(name, () => {
+    const seed = 0x5eed + i;
+    const r = simulate({ ...scenario, seed });
+    const pct = (x: number) => (x * 100).toFixed(1) + "%";
+    const rpm = r.meanEffectiveRpm.toFixed(0), tpm = r.meanEffectiveTpm.toFixed(0);
+    console.log(
+      `seed ${seed}: hidden ${hiddenRpm} RPM → accepted ${r.acceptedRpm.toFixed(0)} RPM ` +
+        `(${pct(r.acceptedRpm / hiddenRpm)} of R), upstream 429s ${pct(r.throttledFraction)}, ` +
+        `mean effective ${rpm} RPM / ${tpm} TPM (~20 tokens a request)`,
+    );
+    assert.ok(Math.abs(r.acceptedRpm - hiddenRpm) <= 0.2 * hiddenRpm, "accepted within ±20% of R");
+    assert.ok(r.throttledFraction < 0.05, `429 fraction ${r.throttledFraction} < 5%`);
+  });
 }

@@ -1,61 +1,48 @@
 /**
  * The one canonical path from a vendor route to an agent: authenticate → read the model →
- * moderate → pick a channel → open a tunnel stream → stream the answer back unchanged, metering
- * it on the side. Vendor knowledge comes only from the `VendorSurface`.
+ * moderate → charge the key's limits → pick channels by the key's policy → open a tunnel stream,
+ * failing over before the first response byte → stream the answer back unchanged, metering it on
+ * the side. Vendor knowledge comes only from the `VendorSurface`.
  */
 import type { Clock } from "../../protocol/clock.ts";
-import { emptyUsage, type UsageRecord } from "../../protocol/usage.ts";
-import type {
-  Meter,
-  MeterResult,
-  VendorRoute,
-  VendorSurface,
-} from "../../protocol/vendors/types.ts";
+import type { Meter, VendorRoute, VendorSurface } from "../../protocol/vendors/types.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
-import { selectCandidates } from "../routing/select.ts";
+import type { Limiter, Reservation } from "../limits/mod.ts";
+import type { BreakerBoard } from "../routing/breaker.ts";
+import type { PayoutTable } from "../routing/grades.ts";
+import type { StatsBoard } from "../routing/stats.ts";
 import type { UsageContext } from "../store/mod.ts";
 import type { SessionRegistry } from "../tunnel/registry.ts";
-import { type StreamEnd, StreamFailedError } from "../tunnel/hub_stream.ts";
-import { SessionUnavailableError } from "../tunnel/session.ts";
 import type { KeyAuthenticator } from "./auth.ts";
+import { type AccountingDeps, finish } from "./accounting.ts";
+import { runAttempts } from "./attempts.ts";
 import { GatewayError } from "./errors.ts";
+import { estimateTokens, keyRules, parseKeyLimits } from "./limits.ts";
 import type { ModerationChain } from "./moderation/mod.ts";
 import { sniffRequest } from "./request_body.ts";
 
 export interface GatewayLimits {
   maxRequestBytes: number;
   streamIdleTimeoutMs: number;
+  /** Bodies up to this size are kept so a failed attempt can be replayed on the next channel. */
+  replayBytesMax: number;
 }
 
-export interface DispatchDeps {
+export interface DispatchDeps extends AccountingDeps {
   registry: SessionRegistry;
   auth: KeyAuthenticator;
   moderation: ModerationChain;
   clock: Clock;
   log: Logger;
   limits: GatewayLimits;
-  /** Called once per finished request with what was metered (billing consumes it). */
-  onUsage?: (
-    record: UsageRecord,
-    context: { keyId: string; userId: string; agentId: string },
-  ) => void;
+  stats: StatsBoard;
+  breakers: BreakerBoard;
+  payoutTable: PayoutTable;
+  limiter: Limiter;
 }
 
-/** Client headers never forwarded: hop-by-hop, ours, or describing the client's connection. */
-const DROP = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "te",
-  "upgrade",
-  "content-length",
-  "accept-encoding",
-  "cookie",
-  "x-request-id",
-  "forwarded",
-  "x-forwarded-for",
-]);
+/** A slot outlives the longest plausible request; a crashed hub's slots expire after it. */
+const SLOT_TTL_MS = 15 * 60_000;
 
 export async function dispatch(
   deps: DispatchDeps,
@@ -68,9 +55,10 @@ export async function dispatch(
   const { requestId, traceId } = ids;
   const started = deps.clock.monoMs();
   const key = await deps.auth.authenticate(vendor.clientCredential(req.headers));
+  const moderating = deps.moderation.enabled && route.model === "json";
   const sniffed = await sniffRequest(req, route.model, {
     maxBytes: deps.limits.maxRequestBytes,
-    readAll: deps.moderation.enabled && route.model === "json",
+    bufferBytesMax: moderating ? deps.limits.maxRequestBytes : deps.limits.replayBytesMax,
   });
   const log = deps.log.with({
     requestId,
@@ -79,8 +67,12 @@ export async function dispatch(
     vendor: vendor.name,
     model: sniffed.model,
   });
+  const abandon = async (error: GatewayError) => {
+    await sniffed.body?.cancel().catch(() => {});
+    throw error;
+  };
 
-  if (deps.moderation.enabled && sniffed.bytes && vendor.moderationInput) {
+  if (moderating && sniffed.bytes && vendor.moderationInput) {
     const input = vendor.moderationInput(
       upstreamPath,
       JSON.parse(new TextDecoder().decode(sniffed.bytes)),
@@ -99,79 +91,92 @@ export async function dispatch(
         req.signal,
       );
     if (!verdict.allowed) {
-      await sniffed.body?.cancel();
       log.warn("request blocked by moderation", {
         moderator: verdict.moderator,
         reason: verdict.reason,
       });
+      await sniffed.body?.cancel();
       return vendor.moderationBlockedResponse();
     }
   }
 
-  const candidates = selectCandidates(deps.registry, vendor.name, sniffed.model);
-  const choice = candidates[0];
-  if (!choice) {
-    await sniffed.body?.cancel();
-    throw new GatewayError(
-      503,
-      "service_unavailable",
-      `No capacity is available for model ${sniffed.model} right now; retry shortly.`,
-      null,
-      "no_capacity",
+  // The key's own limits, before any channel is touched.
+  const tokens = estimateTokens(sniffed.size, sniffed.maxOutputTokens);
+  const keyLimits = parseKeyLimits(key.limits);
+  let releaseSlot: (() => Promise<void>) | undefined;
+  if (keyLimits.concurrency) {
+    const slot = await deps.limiter.acquireSlot(
+      `key:${key.id}:streams`,
+      keyLimits.concurrency,
+      SLOT_TTL_MS,
+    );
+    if (!slot.allowed) {
+      await abandon(
+        rateLimited(
+          "requests",
+          `Too many concurrent requests for this key (limit ${keyLimits.concurrency})`,
+          1000,
+        ),
+      );
+    } else releaseSlot = slot.release;
+  }
+  const keyDecision = await deps.limiter.acquire(keyRules(key.id, keyLimits, tokens));
+  if (!keyDecision.allowed) {
+    await releaseSlot?.();
+    const unit = keyDecision.rule.key.endsWith(":tpm") ? "tokens" : "requests";
+    await abandon(
+      rateLimited(
+        unit,
+        `Rate limit reached for this key on ${unit} per min (limit ${keyDecision.rule.limit})`,
+        keyDecision.retryAfterMs,
+      ),
     );
   }
-  const headers: Record<string, string> = {};
-  req.headers.forEach((value, name) => {
-    if (!DROP.has(name) && !vendor.credentialHeaders.includes(name)) headers[name] = value;
-  });
+  const keyReservation = (keyDecision as { reservation: Reservation }).reservation;
 
-  // The meter needs the response head (status, content type); chunks only flow after it.
-  const hub: { meter?: Meter } = {};
-  let responseBytes = 0;
-  let ttfbMs = -1;
-  let response;
+  const hub: { meter?: Meter; ttfbMs: number; bytes: number } = { ttfbMs: -1, bytes: 0 };
+  let attempt;
   try {
-    response = await choice.session.openStream({
-      vendor: vendor.name,
-      channelId: choice.channelId,
-      method: req.method as "GET",
-      path: upstreamPath,
-      headers,
-      requestId,
-      body: sniffed.body,
-      signal: req.signal,
-      idleTimeoutMs: deps.limits.streamIdleTimeoutMs,
-      onResponseChunk: (chunk) => {
-        if (ttfbMs < 0) ttfbMs = deps.clock.monoMs() - started;
-        responseBytes += chunk.length;
-        hub.meter?.push(chunk);
-      },
+    attempt = await runAttempts(deps, {
+      vendor,
+      model: sniffed.model,
+      policy: key.policy,
+      tokens,
+      log,
+      open: (choice, body) =>
+        choice.session.openStream({
+          vendor: vendor.name,
+          channelId: choice.channelId,
+          method: req.method as "GET",
+          path: upstreamPath,
+          headers: forwardHeaders(req.headers, vendor),
+          requestId,
+          body,
+          signal: req.signal,
+          idleTimeoutMs: deps.limits.streamIdleTimeoutMs,
+          onResponseChunk: (chunk) => {
+            if (hub.ttfbMs < 0) hub.ttfbMs = deps.clock.monoMs() - started;
+            hub.bytes += chunk.length;
+            hub.meter?.push(chunk);
+          },
+        }),
+      body: sniffed.bytes ?? sniffed.body,
     });
   } catch (e) {
-    if (e instanceof StreamFailedError || e instanceof SessionUnavailableError) {
-      log.warn("dispatch failed before the response", {
-        agentId: choice.session.agentId,
-        error: e.message,
-      });
-      throw new GatewayError(
-        502,
-        "upstream_error",
-        "The upstream provider could not be reached; retry shortly.",
-        null,
-        "upstream_unavailable",
-      );
-    }
+    await Promise.all([deps.limiter.release(keyReservation), releaseSlot?.()]).catch(() => {});
+    if (e instanceof GatewayError) await abandon(e);
     throw e;
   }
+  const { response, choice } = attempt;
   const meter = hub.meter = vendor.createMeter({
     path: upstreamPath,
     status: response.status,
     contentType: response.headers["content-type"] ?? null,
   });
-  const context = {
+  const context: UsageContext = {
     keyId: key.id,
     userId: key.userId,
-    agentId: choice.session.agentId,
+    agentId: choice.agentId,
     channelId: choice.channelId,
   };
   response.end.then((end) =>
@@ -183,9 +188,12 @@ export async function dispatch(
       model: sniffed.model,
       context,
       status: response.status,
-      responseBytes,
-      ttfbMs,
+      attempts: attempt.attempts,
+      responseBytes: hub.bytes,
+      ttfbMs: hub.ttfbMs,
       durationMs: deps.clock.monoMs() - started,
+      reservations: [keyReservation, attempt.channelReservation],
+      releaseSlot,
     })
   ).catch((e) => log.error("usage accounting failed", { error: errorMessage(e) }));
 
@@ -196,46 +204,44 @@ export async function dispatch(
   return new Response(response.body, { status: response.status, headers: out });
 }
 
-interface Finished {
-  end: StreamEnd;
-  hubMeter: MeterResult;
-  requestId: string;
-  vendor: string;
-  model: string;
-  context: UsageContext;
-  status: number;
-  responseBytes: number;
-  ttfbMs: number;
-  durationMs: number;
+/** Client headers never forwarded: hop-by-hop, ours, or describing the client's connection. */
+const DROP = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "upgrade",
+  "content-length",
+  "accept-encoding",
+  "cookie",
+  "x-request-id",
+  "forwarded",
+  "x-forwarded-for",
+]);
+
+function forwardHeaders(headers: Headers, vendor: VendorSurface): Record<string, string> {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    if (!DROP.has(name) && !vendor.credentialHeaders.includes(name)) out[name] = value;
+  });
+  return out;
 }
 
-/** Logs the request and hands the usage to billing. The agent's count is authoritative for streams whose client did not ask for usage (the hub never saw it); a disagreement is logged. */
-function finish(deps: DispatchDeps, log: Logger, f: Finished): void {
-  const agent = f.end.kind === "complete" ? f.end.frame : undefined;
-  const usage = agent?.usage ?? f.hubMeter.usage;
-  const mismatch = agent?.usage && f.hubMeter.usage &&
-    JSON.stringify(agent.usage) !== JSON.stringify(f.hubMeter.usage);
-  if (mismatch) log.warn("hub and agent usage differ", { agentId: f.context.agentId });
-  log.info("request finished", {
-    agentId: f.context.agentId,
-    status: f.status,
-    outcome: f.end.kind === "complete" ? "complete" : `aborted by ${f.end.by}`,
-    responseBytes: f.responseBytes,
-    ttfbMs: Math.round(f.ttfbMs * 1000) / 1000,
-    durationMs: Math.round(f.durationMs * 1000) / 1000,
-    inputTokens: usage?.inputTokens,
-    cachedInputTokens: usage?.cachedInputTokens,
-    outputTokens: usage?.outputTokens,
-    keyRotations: agent?.keyRotations,
-  });
-  if (!agent || !usage) return;
-  deps.onUsage?.({
-    requestId: f.requestId,
-    vendor: f.vendor,
-    model: agent.model ?? f.hubMeter.model ?? f.model,
-    promptTokens: agent.promptTokens ?? f.hubMeter.promptTokens,
-    serviceTier: agent.serviceTier ?? f.hubMeter.serviceTier,
-    completedAtMs: deps.clock.nowMs(),
-    usage: { ...emptyUsage(), ...usage },
-  }, f.context);
+function rateLimited(
+  unit: "requests" | "tokens",
+  message: string,
+  retryAfterMs: number,
+): GatewayError {
+  return new GatewayError(
+    429,
+    unit,
+    `${message}. Please try again in ${Math.ceil(retryAfterMs / 1000)}s.`,
+    null,
+    "rate_limit_exceeded",
+    {
+      "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+      "retry-after-ms": String(Math.ceil(retryAfterMs)),
+    },
+  );
 }

@@ -13,6 +13,10 @@ import { keywordModeratorFromConfig } from "./moderation/keywords.ts";
 import { LlmModerator } from "./moderation/llm.ts";
 import { ModerationChain, type Moderator } from "./moderation/mod.ts";
 import { mountGateway } from "./routes.ts";
+import type { Limiter } from "../limits/mod.ts";
+import type { BreakerBoard } from "../routing/breaker.ts";
+import type { PayoutTable } from "../routing/grades.ts";
+import type { StatsBoard } from "../routing/stats.ts";
 
 export interface GatewayWiring {
   store: HubStore;
@@ -20,7 +24,16 @@ export interface GatewayWiring {
   clock: Clock;
   log: Logger;
   config: Pick<HubConfig, "gateway" | "moderation">;
+  routing: RoutingState;
+  limiter: Limiter;
   onUsage?: DispatchDeps["onUsage"];
+}
+
+/** In-memory routing knowledge shared by the gateway (decisions) and the admin API (views). */
+export interface RoutingState {
+  stats: StatsBoard;
+  breakers: BreakerBoard;
+  payoutTable: PayoutTable;
 }
 
 export function mountVendorGateway(app: Hono, w: GatewayWiring): DispatchDeps {
@@ -56,6 +69,8 @@ export function mountVendorGateway(app: Hono, w: GatewayWiring): DispatchDeps {
     clock: w.clock,
     log,
     limits: w.config.gateway,
+    ...w.routing,
+    limiter: w.limiter,
     onUsage: w.onUsage,
   };
   mountGateway(app, VENDORS, deps);

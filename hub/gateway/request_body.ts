@@ -10,10 +10,14 @@ import { GatewayError } from "./errors.ts";
 
 export interface SniffedRequest {
   model: string;
-  /** The body to forward (null for bodiless requests). */
+  /** The rest of a body too large to read whole, as a one-shot stream (else null). */
   body: ReadableStream<Uint8Array> | null;
-  /** The whole body, when it was read completely (for moderation). */
+  /** The whole body, when it was read completely (moderation; replay on failover). */
   bytes?: Uint8Array;
+  /** Body size: exact when read whole, else what is known so far (or the declared length). */
+  size: number;
+  /** The request's output cap (`max_tokens` and friends), when it names one. */
+  maxOutputTokens?: number;
 }
 
 interface Sniffer {
@@ -24,7 +28,11 @@ interface Sniffer {
   model(): unknown;
   /** A later duplicate changed the model: the request is ambiguous. */
   conflict(): boolean;
+  maxOutputTokens(): number | undefined;
 }
+
+/** Body fields that cap the output (chat, legacy, responses). */
+const OUTPUT_CAP_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
 function snifferFor(source: ModelSource, contentType: string): Sniffer {
   if (source === "multipart") {
@@ -40,9 +48,10 @@ function snifferFor(source: ModelSource, contentType: string): Sniffer {
       },
       model: () => s.get("model"),
       conflict: () => false,
+      maxOutputTokens: () => undefined,
     };
   }
-  const s = new JsonTopLevelSniffer(["model"]);
+  const s = new JsonTopLevelSniffer(["model", ...OUTPUT_CAP_FIELDS]);
   return {
     push: (c) => s.push(c),
     end: () => s.end(),
@@ -51,17 +60,29 @@ function snifferFor(source: ModelSource, contentType: string): Sniffer {
     },
     model: () => s.getEarly("model"),
     conflict: () => s.conflict("model"),
+    maxOutputTokens: () => {
+      for (const f of OUTPUT_CAP_FIELDS) {
+        const v = s.getEarly(f);
+        if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) return v;
+      }
+      return undefined;
+    },
   };
 }
 
 export async function sniffRequest(
   req: Request,
   source: ModelSource,
-  options: { maxBytes: number; readAll: boolean; modelFromQuery?: string | null },
+  options: {
+    maxBytes: number;
+    /** Bodies up to this size are read whole (replayable for failover, visible to moderation). */
+    bufferBytesMax: number;
+    modelFromQuery?: string | null;
+  },
 ): Promise<SniffedRequest> {
   if (source === "none" || !req.body) {
     await req.body?.cancel();
-    return { model: options.modelFromQuery ?? "", body: null };
+    return { model: options.modelFromQuery ?? "", body: null, size: 0 };
   }
   const tooLarge = () =>
     new GatewayError(
@@ -77,7 +98,7 @@ export async function sniffRequest(
   const prefix: Uint8Array[] = [];
   let size = 0;
   let done = false;
-  while (!done && (options.readAll || sniffer.model() === undefined)) {
+  while (!done && (size <= options.bufferBytesMax || sniffer.model() === undefined)) {
     const next = await reader.read();
     if (next.done) {
       done = true;
@@ -114,9 +135,10 @@ export async function sniffRequest(
       "model",
     );
   }
+  const maxOutputTokens = sniffer.maxOutputTokens();
   if (done) {
     const bytes = concat(prefix, size);
-    return { model, body: bytes.length ? streamOf(bytes) : null, bytes };
+    return { model, body: null, bytes, size, maxOutputTokens };
   }
   // Forward what we have, then the rest, still watching size and a late duplicate model.
   const body = new ReadableStream<Uint8Array>({
@@ -135,7 +157,7 @@ export async function sniffRequest(
     },
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
-  return { model, body };
+  return { model, body, size: Math.max(size, declared), maxOutputTokens };
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {
@@ -149,8 +171,9 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
-/** A stream of `bytes` in frames-sized slices (views, no copies). */
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
+/** A stream over `bytes` in frame-sized views (no copies); null for an empty body. */
+export function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> | null {
+  if (bytes.length === 0) return null;
   let offset = 0;
   const slice = 64 * 1024;
   return new ReadableStream<Uint8Array>({

@@ -12,6 +12,7 @@ import type { Outcome } from "./stats.ts";
 /** Where a channel's breaker stands. */
 export type BreakerState = "closed" | "open" | "half-open";
 
+/** Thresholds and timings of a `BreakerBoard`. */
 export interface BreakerOptions {
   /** Consecutive upstream failures that open the breaker (default 3). */
   failureThreshold?: number;

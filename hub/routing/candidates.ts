@@ -37,6 +37,8 @@ export interface SessionView {
   readonly closed: boolean;
   readonly streamsOpen: number;
   readonly capabilities: { readonly channels: readonly ChannelCapability[] };
+  /** Channels the hub refuses to route to (e.g. the egress IP cap); skipped. */
+  readonly refusedChannels?: ReadonlyMap<string, string>;
 }
 
 /** Remaining upstream capacity an agent reported for a channel in its latest heartbeat. */
@@ -80,6 +82,7 @@ export function buildCandidates<S extends SessionView>(
     if (tier === undefined) continue;
     const grade = gradeOf(src.stats.agentStats(session.agentId, src.nowMs), {}, thresholds);
     for (const ch of session.capabilities.channels) {
+      if (session.refusedChannels?.has(ch.id)) continue;
       const key = channelKey(session.agentId, ch.id);
       const remaining = src.remaining?.(session.agentId, ch.id);
       out.push({

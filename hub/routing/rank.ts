@@ -86,7 +86,9 @@ export function denseRanks(values: ArrayLike<number>): { ranks: Uint32Array; cou
     const v = values[i]!;
     let d = -1;
     if (map) d = map.get(v) ?? -1;
-    else for (let k = 0; k < distinct.length; k++) if (distinct[k] === v) d = k;
+    else {
+      for (let k = 0; k < distinct.length && d < 0; k++) if (distinct[k] === v) d = k;
+    }
     if (d < 0) {
       d = distinct.push(v) - 1;
       if (map) map.set(v, d);

@@ -7,8 +7,9 @@
  * Every policy first filters by vendor, model (a channel with no model list serves any model)
  * and health (breaker open → out; half-open → in only while no probe is in flight, and the
  * gateway must win `BreakerBoard.tryAcquireProbe` before sending). Then the policy's strategy,
- * one small function in `STRATEGIES`, filters further and ranks. Adding a policy means one
- * function here plus its case in `parsePolicy`.
+ * one small function in `STRATEGIES`, says which candidates qualify and what (if anything)
+ * outranks the auto score. Adding a policy means one function here plus its case in
+ * `parsePolicy`.
  *
  * Cost: O(n) filtering and scoring plus a counting sort over the 1 001 score levels, O(n + levels)
  * (see `rank.ts`); no comparison sort on the hot path.
@@ -60,33 +61,18 @@ export interface SelectContext {
   limit?: number;
 }
 
-/** A strategy: filters the healthy, matching candidates further and orders them, best first. */
-export type Strategy<P extends Policy = Policy> = (
-  eligible: Candidate[],
-  policy: P,
-  ctx: SelectContext,
-) => Candidate[];
-
-/** Orders by the auto score; `primary` (lower first) takes precedence when given. */
-export function rankByScore(
-  list: Candidate[],
-  ctx: SelectContext,
-  primary?: (c: Candidate) => number,
-): Candidate[] {
-  const weights = ctx.weights ?? DEFAULT_WEIGHTS;
-  const steps = new Uint16Array(list.length);
-  for (let i = 0; i < list.length; i++) steps[i] = scoreSteps(list[i]!, weights);
-  let classes: Uint32Array | null = null, classCount = 1;
-  if (primary) {
-    const values = new Float64Array(list.length); // a loop: TypedArray.from(list, fn) is slow
-    for (let i = 0; i < list.length; i++) values[i] = primary(list[i]!);
-    ({ ranks: classes, count: classCount } = denseRanks(values));
-  }
-  const order = rankOrder({ steps, classes, classCount, random: ctx.random }, ctx.limit);
-  const out = new Array<Candidate>(order.length);
-  for (let j = 0; j < order.length; j++) out[j] = list[order[j]!]!;
-  return out;
+/**
+ * What a strategy decides: which healthy, matching candidates qualify (`accept`, default all)
+ * and what outranks the auto score (`primary`, lower first; default nothing). Scoring and the
+ * random tie-break are shared, so every policy spreads load the same way.
+ */
+export interface StrategyPlan {
+  accept?: (c: Candidate) => boolean;
+  primary?: (c: Candidate) => number;
 }
+
+/** A strategy: one small function from its policy to a plan. */
+export type Strategy<P extends Policy = Policy> = (policy: P) => StrategyPlan;
 
 // Pinned lookups are built once per parsed policy object, not on every request; channels are
 // indexed agent → channel ids so matching needs no string concatenation per candidate.
@@ -114,20 +100,17 @@ function pinnedLookup(policy: PinnedPolicy) {
 
 /** The strategy behind each policy type. */
 export const STRATEGIES: { readonly [K in PolicyType]: Strategy<Extract<Policy, { type: K }>> } = {
-  auto: (eligible, _policy, ctx) => rankByScore(eligible, ctx),
-  grade: (eligible, policy, ctx) =>
-    rankByScore(eligible.filter((c) => meetsGrade(c.grade, policy.minGrade)), ctx),
-  cheapest: (eligible, policy, ctx) => {
-    const min = policy.minGrade;
-    const list = min === null ? eligible : eligible.filter((c) => meetsGrade(c.grade, min));
-    return rankByScore(list, ctx, (c) => ratioRankValue(c.payoutRatio));
-  },
-  pinned: (eligible, policy, ctx) => {
+  auto: () => ({}),
+  grade: ({ minGrade }) => ({ accept: (c) => meetsGrade(c.grade, minGrade) }),
+  cheapest: ({ minGrade }) => ({
+    accept: minGrade === null ? undefined : (c) => meetsGrade(c.grade, minGrade),
+    primary: (c) => ratioRankValue(c.payoutRatio),
+  }),
+  pinned: (policy) => {
     const { agents, channels } = pinnedLookup(policy);
-    const list = eligible.filter((c) =>
-      agents.has(c.agentId) || channels.get(c.agentId)?.has(c.channelId) === true
-    );
-    return rankByScore(list, ctx);
+    return {
+      accept: (c) => agents.has(c.agentId) || channels.get(c.agentId)?.has(c.channelId) === true,
+    };
   },
 };
 
@@ -150,8 +133,30 @@ export function select<C extends Candidate>(
   policy: Policy,
   ctx: SelectContext,
 ): C[] {
-  const eligible: Candidate[] = [];
-  for (const c of candidates) if (isEligible(c, ctx.vendor, ctx.model)) eligible.push(c);
-  const strategy = STRATEGIES[policy.type] as Strategy;
-  return strategy(eligible, policy, ctx) as C[];
+  const { accept, primary } = (STRATEGIES[policy.type] as Strategy)(policy);
+  const weights = ctx.weights ?? DEFAULT_WEIGHTS;
+  const n = candidates.length;
+  // One pass filters, scores and reads the primary key while each candidate is in cache: at
+  // 10 000 candidates, separate passes cost more in memory stalls than in arithmetic.
+  const picked: C[] = [];
+  const steps = new Uint16Array(n);
+  const values = primary ? new Float64Array(n) : null;
+  for (let i = 0; i < n; i++) {
+    const c = candidates[i]!;
+    if (!isEligible(c, ctx.vendor, ctx.model) || (accept !== undefined && !accept(c))) continue;
+    const k = picked.length;
+    steps[k] = scoreSteps(c, weights);
+    if (values) values[k] = primary!(c);
+    picked.push(c);
+  }
+  const m = picked.length;
+  let classes: Uint32Array | null = null, classCount = 1;
+  if (values) ({ ranks: classes, count: classCount } = denseRanks(values.subarray(0, m)));
+  const order = rankOrder(
+    { steps: steps.subarray(0, m), classes, classCount, random: ctx.random },
+    ctx.limit,
+  );
+  const out = new Array<C>(order.length);
+  for (let j = 0; j < order.length; j++) out[j] = picked[order[j]!]!;
+  return out;
 }

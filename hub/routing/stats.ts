@@ -61,6 +61,7 @@ export const EMPTY_STATS: Readonly<ChannelStats> = Object.freeze({
   throughputTps: null,
 });
 
+/** Window shape of a `StatsBoard`. */
 export interface StatsOptions {
   /** Bucket width, ms (default 60 000). */
   bucketMs?: number;

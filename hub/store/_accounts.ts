@@ -106,7 +106,8 @@ export function newKeyDraft(key: NewKey, nowMs: number): KeyDraft {
   };
 }
 
-function toJson(value: unknown): string | null {
+/** A JSON column value: null stays SQL NULL. */
+export function toJson(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(value);
 }
 

@@ -1,5 +1,6 @@
 // Users and virtual keys on MySQL/MariaDB; `MysqlStore` (mysql.ts) forwards to this.
 import type { Pool, ResultSetHeader, RowDataPacket } from "mysql2/promise";
+import { toJson } from "./_accounts.ts";
 import {
   creditedBalance,
   KEY_COLUMNS,
@@ -140,6 +141,18 @@ export class MysqlAccounts {
     );
     const row = rows[0];
     return row ? rowToKeyWithUser(row as KeyWithUserRow) : null;
+  }
+
+  async setKeyRouting(
+    id: string,
+    policy: unknown | null,
+    limits: unknown | null,
+  ): Promise<boolean> {
+    const [res] = await this.#pool.execute<ResultSetHeader>(
+      "UPDATE virtual_keys SET policy = ?, limits = ? WHERE id = ?",
+      [toJson(policy), toJson(limits), id],
+    );
+    return res.affectedRows > 0;
   }
 
   async setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {

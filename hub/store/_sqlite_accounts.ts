@@ -1,5 +1,6 @@
 // Users and virtual keys on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { toJson } from "./_accounts.ts";
 import {
   creditedBalance,
   KEY_COLUMNS,
@@ -31,6 +32,7 @@ export class SqliteAccounts {
   #listKeys: StatementSync;
   #findKey: StatementSync;
   #disableKey: StatementSync;
+  #setKeyRouting: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -52,6 +54,7 @@ export class SqliteAccounts {
     );
     this.#findKey = db.prepare(`${KEY_WITH_USER_SELECT} WHERE k.secret_hash = ?`);
     this.#disableKey = db.prepare("UPDATE virtual_keys SET disabled = ? WHERE id = ?");
+    this.#setKeyRouting = db.prepare("UPDATE virtual_keys SET policy = ?, limits = ? WHERE id = ?");
   }
 
   createUser(user: NewUser, nowMs: number): UserRecord {
@@ -118,5 +121,9 @@ export class SqliteAccounts {
 
   setKeyDisabled(id: string, disabled: boolean): boolean {
     return Number(this.#disableKey.run(disabled ? 1 : 0, id).changes) > 0;
+  }
+
+  setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): boolean {
+    return Number(this.#setKeyRouting.run(toJson(policy), toJson(limits), id).changes) > 0;
   }
 }

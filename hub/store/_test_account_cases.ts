@@ -203,6 +203,27 @@ export const ACCOUNT_CASES: Case[] = [
       }),
   },
   {
+    name: "setKeyRouting replaces policy and limits (and the secret lookup sees them)",
+    run: (target) =>
+      withStore(target, async (s) => {
+        const u = await s.createUser({ name: "a" }, 1000);
+        const { record, secret } = await s.createKey(
+          { userId: u.id, policy: { type: "auto" } },
+          2000,
+        );
+        const policy = { type: "pinned", agents: ["agt_1"], channels: [] };
+        assert.equal(await s.setKeyRouting(record.id, policy, { rpm: 60 }), true);
+        const after = await s.findKeyBySecretHash(keySecretHash(secret));
+        assert.deepEqual([after?.policy, after?.limits], [policy, { rpm: 60 }]);
+        assert.equal(await s.setKeyRouting(record.id, null, null), true);
+        assert.deepEqual(
+          [(await s.getKey(record.id))?.policy, (await s.getKey(record.id))?.limits],
+          [null, null],
+        );
+        assert.equal(await s.setKeyRouting("key_00000000000000000000", null, null), false);
+      }),
+  },
+  {
     name: "unknown ids: getUser/getKey are null, creditUser is StoreNotFoundError, disable false",
     run: (target) =>
       withStore(target, async (s) => {

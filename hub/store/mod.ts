@@ -169,6 +169,8 @@ export interface HubStore {
   findKeyBySecretHash(hashHex: string): Promise<KeyWithUser | null>;
   /** Returns `false` if the id is unknown. */
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean>;
+  /** Replaces a key's routing policy and limits (JSON values or null); `false` if the id is unknown. */
+  setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): Promise<boolean>;
   /**
    * Stores what one request consumed, idempotently by `requestId`: `"inserted"` the first
    * time, `"duplicate"` for a replay with identical content (nothing changes), and

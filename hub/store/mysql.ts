@@ -205,6 +205,10 @@ class MysqlStore implements HubStore {
     return this.#accounts.findKeyBySecretHash(hashHex);
   }
 
+  setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): Promise<boolean> {
+    return this.#accounts.setKeyRouting(id, policy, limits);
+  }
+
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
     return this.#accounts.setKeyDisabled(id, disabled);
   }

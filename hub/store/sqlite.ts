@@ -174,6 +174,10 @@ class SqliteStore implements HubStore {
     return Promise.try(() => this.#accounts.findKeyBySecretHash(hashHex));
   }
 
+  setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): Promise<boolean> {
+    return Promise.try(() => this.#accounts.setKeyRouting(id, policy, limits));
+  }
+
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
     return Promise.try(() => this.#accounts.setKeyDisabled(id, disabled));
   }

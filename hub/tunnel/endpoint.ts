@@ -16,7 +16,7 @@ import type { Signer } from "../../protocol/identity.ts";
 import { type HeartbeatTiming, LIMITS } from "../../protocol/limits.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { HubStore } from "../store/mod.ts";
+import type { AgentTier, HubStore } from "../store/mod.ts";
 import { HubHandshake, VerifierCache } from "./handshake.ts";
 import { EgressMonitor, type EgressOptions } from "./egress.ts";
 import { NonceCache } from "./nonce_cache.ts";
@@ -165,7 +165,7 @@ export class TunnelEndpoint {
       if (step.kind === "send") return socket.send(encodeControl(step.frame));
       if (step.kind === "reject") return reject(step.code, step.reason);
       clearTimeout(timer);
-      session = this.#openSession(socket, step.agentId, step.capabilities, remoteAddr);
+      session = this.#openSession(socket, step, remoteAddr);
     };
 
     socket.onmessage = (event) => {
@@ -214,11 +214,11 @@ export class TunnelEndpoint {
 
   #openSession(
     socket: WebSocket,
-    agentId: string,
-    capabilities: AgentSession["capabilities"],
+    accepted: { agentId: string; tier: AgentTier; capabilities: AgentSession["capabilities"] },
     remoteAddr: string,
   ): AgentSession {
     const { clock, timing, store } = this.deps;
+    const { agentId, tier, capabilities } = accepted;
     const generation = this.registry.nextGeneration();
     const sessionId = toHex(crypto.getRandomValues(new Uint8Array(8)));
     const log = this.deps.log.with({ agentId, sessionId, generation });
@@ -230,6 +230,7 @@ export class TunnelEndpoint {
 
     const session = new AgentSession({
       agentId,
+      tier,
       sessionId,
       generation,
       capabilities,

@@ -15,7 +15,7 @@ import {
   withinSkew,
 } from "../../protocol/handshake.ts";
 import { type Signer, type Verifier, verifierFor } from "../../protocol/identity.ts";
-import type { HubStore } from "../store/mod.ts";
+import type { AgentTier, HubStore } from "../store/mod.ts";
 import type { NonceCache } from "./nonce_cache.ts";
 
 export interface HandshakeDeps {
@@ -28,12 +28,17 @@ export interface HandshakeDeps {
 
 export type HandshakeStep =
   | { kind: "send"; frame: ControlFrame }
-  | { kind: "accept"; agentId: string; capabilities: Capabilities }
+  | { kind: "accept"; agentId: string; tier: AgentTier; capabilities: Capabilities }
   | { kind: "reject"; code: CloseCode; reason: string; agentId?: string };
 
 /** One connection's handshake state: HELLO expected, then AUTH, then done. */
 export class HubHandshake {
-  #pending?: { fields: TranscriptFields; verifier: Verifier; capabilities: Capabilities };
+  #pending?: {
+    fields: TranscriptFields;
+    verifier: Verifier;
+    capabilities: Capabilities;
+    tier: AgentTier;
+  };
   #done = false;
 
   constructor(readonly deps: HandshakeDeps) {}
@@ -84,6 +89,7 @@ export class HubHandshake {
       fields,
       verifier: await this.deps.verifiers.get(agent.publicKey),
       capabilities: hello.capabilities,
+      tier: agent.tier,
     };
     const signature = toBase64Url(await identity.sign(transcript("hub", fields)));
     return {
@@ -99,7 +105,7 @@ export class HubHandshake {
   }
 
   async #auth(auth: Frame<"auth">): Promise<HandshakeStep> {
-    const { fields, verifier, capabilities } = this.#pending!;
+    const { fields, verifier, capabilities, tier } = this.#pending!;
     this.#done = true;
     if (auth.hubNonce !== fields.hubNonce) {
       return reject(CloseCode.replayedNonce, "AUTH answers another challenge", fields.agentId);
@@ -108,7 +114,7 @@ export class HubHandshake {
     if (!ok) {
       return reject(CloseCode.badAgentSignature, "agent signature does not verify", fields.agentId);
     }
-    return { kind: "accept", agentId: fields.agentId, capabilities };
+    return { kind: "accept", agentId: fields.agentId, tier, capabilities };
   }
 }
 

@@ -16,6 +16,7 @@ import {
 } from "../../protocol/frames.ts";
 import { type HeartbeatTiming, LIMITS } from "../../protocol/limits.ts";
 import type { Logger } from "../../runtime/log.ts";
+import type { AgentTier } from "../store/mod.ts";
 import { HubStream, type StreamRequest, type StreamResponse } from "./hub_stream.ts";
 
 /** The part of a server-side WebSocket a session uses. */
@@ -27,6 +28,8 @@ export interface SessionSocket {
 
 export interface SessionInit {
   agentId: string;
+  /** Supply tier from enrolment: 0 platform-owned, 1 certified, 2 community. */
+  tier: AgentTier;
   sessionId: string;
   generation: number;
   capabilities: Capabilities;
@@ -56,6 +59,7 @@ const OPEN = 1;
 
 export class AgentSession {
   readonly agentId: string;
+  readonly tier: AgentTier;
   readonly sessionId: string;
   readonly generation: number;
   readonly remoteAddr: string;
@@ -80,6 +84,7 @@ export class AgentSession {
   constructor(init: SessionInit) {
     this.#init = init;
     this.agentId = init.agentId;
+    this.tier = init.tier;
     this.sessionId = init.sessionId;
     this.generation = init.generation;
     this.remoteAddr = init.remoteAddr;

@@ -1,11 +1,14 @@
 /**
- * `deno task bench gateway [--rounds N] [--quick] [--log-level info|warn] [--cpu-prof DIR]`
+ * `deno task bench gateway [--rounds N] [--quick] [--log-level info|warn] [--cpu-prof DIR]
+ *  [--db-dir DIR]` — the last three are for diagnosis: CPU profiles of hub and agent, and the
+ *  hub's SQLite file elsewhere (e.g. a symlink to a tmpfs dir: Deno refuses /dev/* paths).
  *
  * What the hub + agent add to an OpenAI chat completion, against the same fake vendor called
  * directly: (a) client → fake; (b) client → hub → tunnel → agent → fake → back. Measured:
  *   1. sequential small non-stream requests on one keep-alive connection: p50/p99, (b) − (a);
  *   2. req/s and p50/p99 with 64 connections, each with one request in flight;
- *   3. CPU µs per request of the hub, agent, fake and bench processes during (2);
+ *   3. CPU µs per request of the hub, agent, fake and bench processes during (2), of hub and
+ *      agent also during (1), and their CPU share during (4);
  *   4. 50 concurrent streams, 20 ms between chunks: TTFB p50/p99 and inter-chunk gap p99;
  *   5. hub and agent RSS under load (current VmRSS, peak VmHWM).
  *
@@ -16,11 +19,11 @@
  * runs every phase for (a) and (b) back to back, the order alternating per round, and figures are
  * the medians of the rounds ("added" = median of the per-round differences). Hub and agent are the
  * real CLIs with the tasks' flags and the deployed log level; nothing is pinned (the scheduler
- * spreads the 3–4 processes over the 2 CPUs as in production; ≥ 3 rounds absorb the drift).
+ * spreads the four processes over the 2 CPUs as in production; ≥ 3 rounds absorb the drift).
  * Before measuring, the official SDK is run against both and must get the same answer.
  */
-import OpenAI from "openai";
 import { parseArgs } from "node:util";
+import { codeState, sdkCheck } from "./gateway_checks.ts";
 import { requestBytes, type Target } from "./gateway_client.ts";
 import * as P from "./gateway_phases.ts";
 import { type MemFigures, report, type SideRound } from "./gateway_report.ts";
@@ -54,6 +57,7 @@ export async function main(args: string[]): Promise<number> {
       quick: { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
       "cpu-prof": { type: "string" },
+      "db-dir": { type: "string" },
     },
   });
   const quick = values.quick ?? false;
@@ -73,8 +77,9 @@ export async function main(args: string[]): Promise<number> {
     const stack = await startGatewayStack(scope, {
       logLevel: config.logLevel,
       cpuProfDir: values["cpu-prof"],
+      dbDir: values["db-dir"],
     });
-    const headers = await sdkCheck(stack.fakeUrl, stack.hubUrl, stack.key);
+    const headers = await sdkCheck(stack.fakeUrl, stack.hubUrl, stack.key, SMALL);
     const side = (name: string, url: string, key: string): Side => {
       const target = { name, port: Number(new URL(url).port), key };
       const path = "/v1/chat/completions";
@@ -122,7 +127,11 @@ export async function main(args: string[]): Promise<number> {
           `${round.hub.ttfbP50Us.toFixed(0)} µs (direct / hub)`,
       );
     }
-    mem.hwmKiB = { hub: P.memKiB(stack.hub.pid).hwmKiB, agent: P.memKiB(stack.agentPid).hwmKiB };
+    // The kernel updates VmHWM lazily; a VmRSS sampled earlier can be a little higher.
+    mem.hwmKiB = {
+      hub: Math.max(P.memKiB(stack.hub.pid).hwmKiB, mem.loadRssKiB.hub),
+      agent: Math.max(P.memKiB(stack.agentPid).hwmKiB, mem.loadRssKiB.agent),
+    };
     const out = report(rounds, mem, config, hubAccounting(stack));
     console.log(out.text);
     console.log(
@@ -134,6 +143,7 @@ export async function main(args: string[]): Promise<number> {
       quick,
       cpus: navigator.hardwareConcurrency,
       deno: Deno.version.deno,
+      code: await codeState(),
       ...out.json,
       loadAverage1m: { before: load0, after: loadAverage() },
       totalSeconds: Math.round((performance.now() - started) / 100) / 10,
@@ -165,7 +175,9 @@ async function measureSide(
   const { total: cpu, sys } = conc.cpu;
 
   const streamConns = await P.openConns(s.target.port, config.streams);
+  const streamCpu = P.cpuMeter(procs), t0 = performance.now();
   const st = await P.streams(streamConns, s.stream, config.phaseMs, CHUNK_DELAY_MS);
+  const busy = streamCpu((performance.now() - t0) * 10).total; // µs per 100 µs of phase = %
   sampleMem();
   P.closeAll(streamConns);
   const ttfb = latencyOf(st.ttfb), gaps = latencyOf(st.gaps), endGaps = latencyOf(st.endGaps);
@@ -189,38 +201,10 @@ async function measureSide(
     gapP50Us: gaps.p50Us,
     gapP99Us: gaps.p99Us,
     endGapP50Us: endGaps.p50Us,
+    streamHubCpuPct: busy.hub!,
+    streamAgentCpuPct: busy.agent!,
     readsPerStream: st.readsPerStream,
   };
-}
-
-/**
- * One SDK call to each side (non-stream and stream) must give the same text; returns the request
- * headers the SDK sent (minus host, auth and length), which the load generator then replays.
- */
-async function sdkCheck(fakeUrl: string, hubUrl: string, key: string) {
-  const headers: Record<string, string> = {};
-  const recording: typeof fetch = (input, init) => {
-    if (Object.keys(headers).length === 0) {
-      new Headers(init?.headers).forEach((v, k) => headers[k] = v);
-    }
-    return fetch(input, init);
-  };
-  const direct = new OpenAI({ apiKey: VENDOR_KEY, baseURL: `${fakeUrl}/v1`, fetch: recording });
-  const viaHub = new OpenAI({ apiKey: key, baseURL: `${hubUrl}/v1`, maxRetries: 0 });
-  const texts: string[] = [];
-  for (const client of [direct, viaHub]) {
-    const done = await client.chat.completions.create(SMALL);
-    let streamed = "";
-    const stream = await client.chat.completions.create({ ...SMALL, stream: true });
-    for await (const c of stream) {
-      streamed += c.choices[0]?.delta.content ?? "";
-    }
-    if (streamed !== done.choices[0]?.message.content) throw new Error("SDK: stream ≠ non-stream");
-    texts.push(streamed);
-  }
-  if (texts[0] !== texts[1]) throw new Error(`SDK: hub answered ${texts[1]}, vendor ${texts[0]}`);
-  for (const h of ["host", "authorization", "content-length"]) delete headers[h];
-  return headers;
 }
 
 function loadAverage(): number {

@@ -9,19 +9,36 @@ import { median, medianOf, round, table } from "./stats.ts";
 export interface SideRound {
   seqP50Us: number;
   seqP99Us: number;
+  /** CPU µs per request during the sequential phase (0 on the direct side). */
+  seqCpuHubUs: number;
+  seqCpuAgentUs: number;
   rps: number;
   concP50Us: number;
   concP99Us: number;
+  /** CPU µs per request during the concurrent phase, total and kernel part. */
   cpuHubUs: number;
+  cpuHubSysUs: number;
   cpuAgentUs: number;
+  cpuAgentSysUs: number;
   cpuFakeUs: number;
   cpuBenchUs: number;
   streamsDone: number;
   ttfbP50Us: number;
   ttfbP99Us: number;
+  /** Gaps between content chunks (every body read but each stream's last)… */
   gapP50Us: number;
   gapP99Us: number;
+  /** …and the last one, before `data: [DONE]`. */
+  endGapP50Us: number;
+  /** CPU use during the stream phase, % of one CPU. */
+  streamHubCpuPct: number;
+  streamAgentCpuPct: number;
   readsPerStream: number;
+}
+
+export interface Accounting {
+  outcomes: Record<string, number>;
+  usageRows: number;
 }
 
 export interface MemFigures {
@@ -44,7 +61,7 @@ interface Config {
 
 type Rounds = { direct: SideRound; hub: SideRound }[];
 
-export function report(rounds: Rounds, mem: MemFigures, config: Config) {
+export function report(rounds: Rounds, mem: MemFigures, config: Config, acct: Accounting) {
   const a = medianOf(rounds.map((r) => r.direct));
   const b = medianOf(rounds.map((r) => r.hub));
   const added = (k: keyof SideRound) => median(rounds.map((r) => r.hub[k] - r.direct[k]));
@@ -62,6 +79,7 @@ export function report(rounds: Rounds, mem: MemFigures, config: Config) {
   row("stream TTFB p99 ms", "ttfbP99Us", 1000);
   row("chunk gap p50 ms", "gapP50Us", 1000);
   row("chunk gap p99 ms", "gapP99Us", 1000);
+  row("gap before [DONE] p50 ms *", "endGapP50Us", 1000);
   row("body reads / stream", "readsPerStream");
 
   const perRound = [[
@@ -95,13 +113,13 @@ export function report(rounds: Rounds, mem: MemFigures, config: Config) {
   const cpuTotal = (s: SideRound, hub: boolean) =>
     (hub ? s.cpuHubUs + s.cpuAgentUs : 0) + s.cpuFakeUs + s.cpuBenchUs;
   const cpuRows = [
-    ["process", "direct µs/req", "hub µs/req"],
-    ["hub", "-", b.cpuHubUs],
-    ["agent (locked child)", "-", b.cpuAgentUs],
-    ["fake vendor", a.cpuFakeUs, b.cpuFakeUs],
-    ["bench (load generator)", a.cpuBenchUs, b.cpuBenchUs],
-    ["all processes", cpuTotal(a, false), cpuTotal(b, true)],
-    ["→ req/s if 2 CPUs were 100% busy", 2e6 / cpuTotal(a, false), 2e6 / cpuTotal(b, true)],
+    ["process", "direct µs/req", "hub µs/req", "of it kernel", "sequential µs/req"],
+    ["hub", "-", b.cpuHubUs, b.cpuHubSysUs, b.seqCpuHubUs],
+    ["agent (locked child)", "-", b.cpuAgentUs, b.cpuAgentSysUs, b.seqCpuAgentUs],
+    ["fake vendor", a.cpuFakeUs, b.cpuFakeUs, "", ""],
+    ["bench (load generator)", a.cpuBenchUs, b.cpuBenchUs, "", ""],
+    ["all processes", cpuTotal(a, false), cpuTotal(b, true), "", ""],
+    ["→ req/s if 2 CPUs were 100% busy", 2e6 / cpuTotal(a, false), 2e6 / cpuTotal(b, true), "", ""],
   ];
   const mb = (kib: number) => round(kib / 1024, 1);
   const memRows = [
@@ -131,10 +149,19 @@ export function report(rounds: Rounds, mem: MemFigures, config: Config) {
     "Per round:",
     table(perRound),
     "",
-    `CPU per request during the ${config.connections}-connection phase (/proc/<pid>/stat):`,
+    `CPU per request (/proc/<pid>/stat utime+stime, all threads) during the ` +
+    `${config.connections}-connection phase, and for hub/agent also during the sequential phase:`,
     table(cpuRows),
+    `stream phase (${config.streams} streams): hub ${fmt(b.streamHubCpuPct)}% and agent ` +
+    `${fmt(b.streamAgentCpuPct)}% of one CPU busy`,
     `load generator: ${fmt(benchShare(a))}% of one CPU at ${fmt(a.rps)} req/s (direct), ` +
     `${fmt(benchShare(b))}% at ${fmt(b.rps)} req/s (hub)`,
+    "",
+    `* The agent adds stream_options.include_usage to streams whose client did not ask for it and ` +
+    `strips the extra usage chunk; the fake paces that chunk like any other (+${config.chunkDelayMs} ms ` +
+    `before [DONE]; OpenAI sends it right after the last chunk), so the last gap is kept out of ` +
+    `the chunk-gap figures on both sides and shown on its own.`,
+    `hub bookkeeping over the whole run: ${accountingText(acct)}`,
     "",
     "Memory (hub process; agent = the locked child holding the tunnel):",
     table(memRows),
@@ -166,10 +193,18 @@ export function report(rounds: Rounds, mem: MemFigures, config: Config) {
         peak: mb(mem.hwmKiB.agent),
       },
     },
+    hubAccounting: acct,
     targets: Object.fromEntries(targets.map((t) => [t.name, t.pass ? "PASS" : "MISS"])),
     rounds: rounds.map((r) => ({ direct: roundAll(r.direct), hub: roundAll(r.hub) })),
   };
   return { text, json };
+}
+
+function accountingText(acct: Accounting): string {
+  const finished = Object.values(acct.outcomes).reduce((x, y) => x + y, 0);
+  if (finished === 0) return `${acct.usageRows} usage rows stored (no request log at this level)`;
+  const parts = Object.entries(acct.outcomes).map(([k, n]) => `${n} ${k}`).join(", ");
+  return `${finished} requests logged as finished (${parts}); ${acct.usageRows} usage rows stored`;
 }
 
 function verdict(name: string, value: number, op: "≤" | "≥", limit: number, unit: string) {

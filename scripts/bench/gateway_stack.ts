@@ -128,13 +128,14 @@ export async function startGatewayStack(
 
   const prof = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   const [, ...hubRest] = taskArgs("hub"); // "run", flags…, hub/main.ts, serve
+  const dbPath = `${options.dbDir ? await tempDirIn(scope, options.dbDir) : dir}/hub.db`;
   const hub = spawnLogged(
     scope,
     "hub",
     ["run", ...prof, ...hubRest],
     {
       HUB_LISTEN: "127.0.0.1:0",
-      HUB_DB: `sqlite:${options.dbDir ? await tempDirIn(scope, options.dbDir) : dir}/hub.db`,
+      HUB_DB: `sqlite:${dbPath}`,
       HUB_ADMIN_TOKEN: ADMIN_TOKEN,
       HUB_IDENTITY_KEY: `${dir}/hub.key`,
       LOG_LEVEL: options.logLevel,

@@ -1,0 +1,102 @@
+/**
+ * What happens when a request is over: its outcome feeds routing (stats, breaker), its real token
+ * count corrects the limiter reservations, its usage record goes to billing, and one log line
+ * describes it (ids, sizes, timings, counts — never bodies).
+ */
+import type { Clock } from "../../protocol/clock.ts";
+import { emptyUsage, type Usage, type UsageRecord } from "../../protocol/usage.ts";
+import type { MeterResult } from "../../protocol/vendors/types.ts";
+import { errorMessage, type Logger } from "../../runtime/log.ts";
+import type { Limiter, Reservation } from "../limits/mod.ts";
+import type { BreakerBoard } from "../routing/breaker.ts";
+import { recordRoutingOutcome } from "../routing/candidates.ts";
+import type { Outcome, StatsBoard } from "../routing/stats.ts";
+import type { UsageContext } from "../store/mod.ts";
+import type { StreamEnd } from "../tunnel/hub_stream.ts";
+import { actualTokenUnits } from "./limits.ts";
+
+export interface Finished {
+  end: StreamEnd;
+  hubMeter: MeterResult;
+  requestId: string;
+  vendor: string;
+  model: string;
+  context: UsageContext;
+  status: number;
+  attempts: number;
+  responseBytes: number;
+  ttfbMs: number;
+  durationMs: number;
+  reservations: Reservation[];
+  releaseSlot?: () => Promise<void>;
+}
+
+export interface AccountingDeps {
+  clock: Clock;
+  stats: StatsBoard;
+  breakers: BreakerBoard;
+  limiter: Limiter;
+  onUsage?: (record: UsageRecord, context: UsageContext) => void;
+}
+
+export function outcomeOf(end: StreamEnd, status: number): Outcome {
+  if (end.kind === "aborted") return end.by === "client" ? "client_error" : "upstream_failure";
+  if (status >= 500) return "upstream_failure";
+  return status >= 400 ? "client_error" : "success";
+}
+
+/**
+ * The agent's count is authoritative: for a stream whose client did not ask for usage the hub
+ * never saw one. When both measured, a disagreement is logged.
+ */
+export function finish(deps: AccountingDeps, log: Logger, f: Finished): void {
+  const agent = f.end.kind === "complete" ? f.end.frame : undefined;
+  const usage: Usage | null = agent?.usage ? { ...emptyUsage(), ...agent.usage } : f.hubMeter.usage;
+  if (
+    agent?.usage && f.hubMeter.usage &&
+    JSON.stringify(agent.usage) !== JSON.stringify(f.hubMeter.usage)
+  ) {
+    log.warn("hub and agent usage differ", { agentId: f.context.agentId });
+  }
+  const outcome = outcomeOf(f.end, f.status);
+  recordRoutingOutcome(deps.stats, deps.breakers, {
+    agentId: f.context.agentId,
+    channelId: f.context.channelId!,
+    outcome,
+    ttftMs: f.ttfbMs >= 0 ? f.ttfbMs : undefined,
+    outputTokens: usage?.outputTokens,
+    durationMs: f.durationMs,
+    atMs: deps.clock.nowMs(),
+  });
+  // Without a count the reservation stands: a cut stream may still have used its tokens.
+  const limiterWork = usage
+    ? f.reservations.map((r) => deps.limiter.settle(r, actualTokenUnits(r.parts, usage)))
+    : [];
+  Promise.all([...limiterWork, f.releaseSlot?.()]).catch((e) =>
+    log.error("limiter bookkeeping failed", { error: errorMessage(e) })
+  );
+  log.info("request finished", {
+    agentId: f.context.agentId,
+    channelId: f.context.channelId,
+    status: f.status,
+    outcome: f.end.kind === "complete" ? "complete" : `aborted by ${f.end.by}`,
+    attempts: f.attempts,
+    responseBytes: f.responseBytes,
+    ttfbMs: Math.round(f.ttfbMs * 1000) / 1000,
+    durationMs: Math.round(f.durationMs * 1000) / 1000,
+    inputTokens: usage?.inputTokens,
+    cachedInputTokens: usage?.cachedInputTokens,
+    outputTokens: usage?.outputTokens,
+    keyRotations: agent?.keyRotations,
+  });
+  if (!agent || !usage) return;
+  deps.onUsage?.({
+    requestId: f.requestId,
+    vendor: f.vendor,
+    model: agent.model ?? f.hubMeter.model ?? f.model,
+    promptTokens: agent.promptTokens ?? f.hubMeter.promptTokens,
+    serviceTier: agent.serviceTier ?? f.hubMeter.serviceTier,
+    completedAtMs: deps.clock.nowMs(),
+    usage,
+  }, f.context);
+}
