@@ -34,6 +34,7 @@ import type { DevUpstreams } from "./upstream/whitelist.ts";
 import type { Frame } from "../protocol/frames.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
+import { ChannelLimiters } from "./limits/channels.ts";
 
 const USAGE =
   `usage: agent <init|set-id|run|channel> [options]  (see agent/main.ts header or README)`;
@@ -114,6 +115,7 @@ async function run(args: string[]): Promise<number> {
   }
   const identity = await signerFromPem(await Deno.readTextFile(paths(dir).key));
   let channels = await readChannels(dir);
+  const limiters = new ChannelLimiters();
   const supervisor = new TunnelSupervisor({
     tunnelUrl: url,
     certFingerprints: config.hubFingerprints,
@@ -132,6 +134,8 @@ async function run(args: string[]): Promise<number> {
     streams: {
       resolveChannel: (request) => resolveChannel(channels, request),
       dev: devUpstreams(),
+      limiterFor: (channel) => limiters.for(channel),
+      capacity: () => limiters.capacity(),
     },
   });
   const watcher = watchChannels(dir, async () => {

@@ -74,7 +74,12 @@ const CONTROL_SCHEMAS = {
     peerDeadAfterMs: uint(),
   },
   ping: { seq: uint(), sentAtMs: timeMs },
-  pong: { seq: uint(), streamsOpen: optional(uint()) },
+  pong: {
+    seq: uint(),
+    streamsOpen: optional(uint()),
+    /** Live capacity per channel from the agent's limiter (routing prefers channels with room). */
+    channels: optional(array(object({ id, remainingRpm: uint(), remainingTpm: uint() }), 256)),
+  },
   /** agent → hub: channels changed. */
   capabilities: { capabilities },
   /** Round-trip probe through the tunnel (admin echo, benchmarks). */
@@ -91,6 +96,8 @@ const CONTROL_SCHEMAS = {
     requestId: str(128),
     priceVersion: optional(uint()),
     deadlineMs: optional(timeMs),
+    /** The hub's worst-case token estimate (the agent's channel limiter reserves it). */
+    estimatedTokens: optional(uint()),
   },
   /** agent → hub: upstream status and headers; body follows as RESPONSE_BODY frames. */
   response_head: { stream: streamId, status: uint(999), headers: stringMap(200, 16384) },

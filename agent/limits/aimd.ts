@@ -38,13 +38,14 @@ export const INCREASE_INTERVAL_MS = 1000;
 export const DECREASE_HOLDOFF_MS = 1000;
 
 /**
- * Smart-mode start until the vendor's headers arrive. OpenAI and Anthropic state their limits
- * on every response, so this governs only a channel's first second (a burst of 1 request and
- * 10 000 tokens, see dimension.ts) there; for vendors without headers it is AIMD's start.
+ * Smart-mode start until the vendor's headers (or its first 429) say otherwise: generous, because
+ * an owner who declared nothing expects the account's own limits, not ours; a vendor 429 cuts it
+ * (×0.7) and OpenAI/Anthropic headers replace it on the first response. A 1 s burst of this is 10
+ * requests / 33 000 tokens.
  */
-export const DEFAULT_SMART_RPM = 60;
+export const DEFAULT_SMART_RPM = 600;
 /** See `DEFAULT_SMART_RPM`. */
-export const DEFAULT_SMART_TPM = 100_000;
+export const DEFAULT_SMART_TPM = 2_000_000;
 
 /** Decreases stop at 1 request per minute: the channel keeps probing, slowly. */
 export const FLOOR_RPM = 1;

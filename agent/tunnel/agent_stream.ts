@@ -10,6 +10,8 @@ import type { MeterResult, VendorSurface } from "../../protocol/vendors/types.ts
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { Channel } from "../config.ts";
 import { callUpstream } from "../upstream/call.ts";
+import type { ChannelLimiter } from "../limits/channel_limiter.ts";
+import { type LimiterRefusal, limiterRefusal } from "../limits/vendor_429.ts";
 import type { DevUpstreams } from "../upstream/whitelist.ts";
 
 export interface AgentStreamDeps {
@@ -20,6 +22,8 @@ export interface AgentStreamDeps {
   resolveChannel(request: Frame<"request">): { vendor: VendorSurface; channel: Channel } | string;
   dev?: DevUpstreams;
   log: Logger;
+  /** The channel's limiter (the last line of defence for the vendor account). */
+  limiterFor?: (channel: Channel) => ChannelLimiter;
   /** Streams from the upstream's first byte to its last are reported here (agent ledger later). */
   onMetered?: (request: Frame<"request">, result: MeterResult) => void;
 }
@@ -71,6 +75,10 @@ export class AgentStream {
     const resolved = deps.resolveChannel(request);
     if (typeof resolved === "string") return this.abort(resolved, true);
     const { vendor, channel } = resolved;
+    const limiter = deps.limiterFor?.(channel);
+    const admitted = limiter?.acquire({ estimatedTokens: request.estimatedTokens ?? 1024 });
+    if (admitted && !admitted.ok) return await this.#refuse(vendor, limiterRefusal(admitted));
+    const ticket = admitted?.ticket;
     const hasBody = request.method !== "GET" && request.method !== "HEAD";
     let call;
     try {
@@ -82,6 +90,7 @@ export class AgentStream {
         log,
       });
     } catch (e) {
+      if (ticket) limiter!.complete(ticket, { actualTokens: 0, status: 0 });
       if (!this.#finished) log.warn("upstream call failed", { error: errorMessage(e) });
       return this.abort(`upstream unavailable: ${errorMessage(e)}`, true);
     }
@@ -128,6 +137,18 @@ export class AgentStream {
       return;
     }
     const measured = result();
+    if (ticket) {
+      const u = measured.usage;
+      limiter!.complete(ticket, {
+        actualTokens: u
+          ? u.inputTokens + u.cachedInputTokens + u.cacheWrite5mTokens + u.cacheWrite1hTokens +
+            u.outputTokens
+          : 0,
+        status: response.status,
+        headers: response.headers,
+        quotaExhausted: response.status === 429 && call.keyRotations > 0,
+      });
+    }
     deps.control({
       type: "response_end",
       stream: request.stream,
@@ -149,6 +170,30 @@ export class AgentStream {
       inputTokens: measured.usage?.inputTokens,
       outputTokens: measured.usage?.outputTokens,
     });
+    this.#finish();
+  }
+
+  /** Answers for the vendor when this channel's own limiter says no: a 429 in the vendor's envelope. */
+  async #refuse(vendor: VendorSurface, refusal: LimiterRefusal): Promise<void> {
+    const { request, deps } = this;
+    const res = vendor.errorResponse(
+      {
+        status: 429,
+        type: "rate_limit_error",
+        code: "rate_limit_exceeded",
+        message: refusal.message,
+      },
+      refusal.headers,
+    );
+    const headers: Record<string, string> = {};
+    res.headers.forEach((v, k) => headers[k] = v);
+    this.#requestBody.fail(new StreamClosedError("refused by the channel limiter"));
+    deps.control({ type: "response_head", stream: request.stream, status: 429, headers });
+    await pumpBody(res.body, {
+      window: this.#window,
+      send: (payload, fin) => deps.body(BodyKind.response, request.stream, payload, fin),
+    });
+    deps.control({ type: "response_end", stream: request.stream, complete: false });
     this.#finish();
   }
 

@@ -47,7 +47,12 @@ export interface ConnectionDeps {
   probe?: (token: string) => Promise<void>;
 }
 
-export type StreamHost = Pick<AgentStreamDeps, "resolveChannel" | "dev" | "onMetered">;
+export type StreamHost =
+  & Pick<AgentStreamDeps, "resolveChannel" | "dev" | "onMetered" | "limiterFor">
+  & {
+    /** Live remaining capacity per channel, reported with every PONG. */
+    capacity?: () => { id: string; remainingRpm: number; remainingTpm: number }[];
+  };
 
 export interface ConnectionEnd {
   code: number;
@@ -278,7 +283,12 @@ export class TunnelConnection {
     }
     switch (frame.type) {
       case "ping":
-        return this.#send({ type: "pong", seq: frame.seq });
+        return this.#send({
+          type: "pong",
+          seq: frame.seq,
+          streamsOpen: this.#streams.size,
+          channels: this.deps.streams?.capacity?.(),
+        });
       case "echo":
         return this.#send({ type: "echo_reply", seq: frame.seq, payload: frame.payload });
       case "request":

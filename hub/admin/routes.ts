@@ -16,6 +16,9 @@ import {
 } from "../store/mod.ts";
 import type { SessionRegistry } from "../tunnel/registry.ts";
 import { SessionUnavailableError } from "../tunnel/session.ts";
+import type { BreakerBoard } from "../routing/breaker.ts";
+import { gradeOf, type PayoutTable } from "../routing/grades.ts";
+import { channelKey, type StatsBoard } from "../routing/stats.ts";
 import { HttpError, readJsonObject } from "../http.ts";
 
 export interface AdminDeps {
@@ -23,6 +26,8 @@ export interface AdminDeps {
   registry: SessionRegistry;
   clock: Clock;
   adminToken?: string;
+  /** Live routing knowledge (stats, grades, breakers) shown per agent and channel. */
+  routing?: { stats: StatsBoard; breakers: BreakerBoard; payoutTable: PayoutTable };
 }
 
 export function adminRoutes(deps: AdminDeps): Hono {
@@ -119,6 +124,24 @@ export function adminRoutes(deps: AdminDeps): Hono {
     return agent;
   }
 
+  function routingView(agent: AgentRecord, channels: readonly { id: string }[]) {
+    if (!deps.routing) return {};
+    const { stats, breakers, payoutTable } = deps.routing;
+    const now = clock.nowMs();
+    const agentStats = stats.agentStats(agent.id, now);
+    const grade = gradeOf(agentStats);
+    return {
+      grade,
+      payoutRatio: payoutTable[grade],
+      stats: agentStats,
+      channels: channels.map((c) => ({
+        id: c.id,
+        stats: stats.channelStats(agent.id, c.id, now),
+        breaker: breakers.state(channelKey(agent.id, c.id), now),
+      })),
+    };
+  }
+
   function view(agent: AgentRecord) {
     const session = registry.get(agent.id);
     const lastSeen = session ? session.lastFrameAtMs : agent.lastSeenAtMs;
@@ -133,6 +156,7 @@ export function adminRoutes(deps: AdminDeps): Hono {
       capabilities: session ? session.capabilities : agent.capabilities,
       lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
       createdAt: new Date(agent.createdAtMs).toISOString(),
+      ...routingView(agent, (session ? session.capabilities : agent.capabilities)?.channels ?? []),
       session: session
         ? {
           id: session.sessionId,

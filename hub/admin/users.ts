@@ -6,6 +6,8 @@
  * API only as decimal strings in the store's canonical form (`"25.00"`, `"0.000001"`).
  */
 import { Hono } from "hono";
+import { keyLimitsProblem } from "../gateway/limits.ts";
+import { parsePolicy } from "../routing/policy.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { HttpError, readJsonObject } from "../http.ts";
 import {
@@ -66,8 +68,8 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
       const { record, secret } = await store.createKey({
         userId,
         zone: optionalZone(body.zone),
-        policy: optionalObject(body.policy, "policy"),
-        limits: optionalObject(body.limits, "limits"),
+        policy: routingPolicy(body.policy),
+        limits: keyLimits(body.limits),
         expiresAtMs: optionalExpiry(body.expiresAt, clock.nowMs()),
       }, clock.nowMs());
       // The only response that ever carries the secret: keep it out of every cache.
@@ -86,6 +88,19 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
     const key = await store.getKey(c.req.param("id"));
     if (!key) throw notFound("key", c.req.param("id"));
     return c.json(keyView(key));
+  });
+
+  // Routing policy and limits can change over a key's life; the gateway sees the change within
+  // its key cache time (5 s).
+  app.patch("/keys/:id", async (c) => {
+    const id = c.req.param("id");
+    const body = await readJsonObject(c.req.raw);
+    const key = await store.getKey(id);
+    if (!key) throw notFound("key", id);
+    const policy = "policy" in body ? routingPolicy(body.policy) : key.policy;
+    const limits = "limits" in body ? keyLimits(body.limits) : key.limits;
+    await store.setKeyRouting(id, policy ?? null, limits ?? null);
+    return c.json(keyView((await store.getKey(id))!));
   });
 
   for (const [action, disabled] of [["disable", true], ["enable", false]] as const) {
@@ -155,14 +170,6 @@ function optionalZone(value: unknown): string | undefined {
   return value;
 }
 
-function optionalObject(value: unknown, name: string): Record<string, unknown> | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== "object" || Array.isArray(value)) {
-    throw invalid(`${name} must be a JSON object or null`);
-  }
-  return value as Record<string, unknown>;
-}
-
 function optionalExpiry(value: unknown, nowMs: number): number | null {
   if (value === undefined || value === null) return null;
   const ms = typeof value === "string" && INSTANT.test(value) ? Date.parse(value) : NaN;
@@ -186,4 +193,20 @@ function invalid(message: string): HttpError {
 
 function notFound(entity: string, id: string): HttpError {
   return new HttpError(404, "not_found", `No ${entity} ${id}`);
+}
+
+/** A routing policy as `parsePolicy` accepts it (stored as given, normalised). */
+function routingPolicy(value: unknown): unknown {
+  if (value === undefined || value === null) return null;
+  try {
+    return parsePolicy(value);
+  } catch (e) {
+    throw new HttpError(400, "invalid_request", (e as Error).message);
+  }
+}
+
+function keyLimits(value: unknown): unknown {
+  const problem = keyLimitsProblem(value);
+  if (problem) throw new HttpError(400, "invalid_request", problem);
+  return value ?? null;
 }

@@ -55,6 +55,7 @@ export async function runAttempts(deps: DispatchDeps, plan: AttemptPlan): Promis
     nowMs,
     tierOf: (agentId) => deps.registry.get(agentId)?.tier,
     payoutTable: deps.payoutTable,
+    remaining: (agentId, channelId) => deps.registry.get(agentId)?.channelCapacity.get(channelId),
   });
   const choices = select(candidates, policyOf(plan.policy, plan.log), {
     vendor: plan.vendor.name,

@@ -151,6 +151,7 @@ export async function dispatch(
           path: upstreamPath,
           headers: forwardHeaders(req.headers, vendor),
           requestId,
+          estimatedTokens: tokens,
           body,
           signal: req.signal,
           idleTimeoutMs: deps.limits.streamIdleTimeoutMs,

@@ -15,6 +15,8 @@ export interface StreamRequest {
   /** Headers to forward (client auth already removed). */
   headers: Record<string, string>;
   requestId: string;
+  /** Worst-case tokens, for the agent's channel limiter. */
+  estimatedTokens?: number;
   body: ReadableStream<Uint8Array> | null;
   /** Aborts the stream (client went away, hub shutting down). */
   signal: AbortSignal;
@@ -90,6 +92,7 @@ export class HubStream {
       path: r.path,
       headers: r.headers,
       requestId: r.requestId,
+      estimatedTokens: r.estimatedTokens,
     });
     pumpBody(r.body, {
       window: this.window,

@@ -70,6 +70,8 @@ export class AgentSession {
   egress?: { ip: string; checkedAtMs: number };
   /** Channels the hub will not route to, with the reason (see egress.ts). */
   refusedChannels = new Map<string, string>();
+  /** Remaining RPM/TPM per channel as the agent's last heartbeat reported them. */
+  channelCapacity = new Map<string, { rpm: number; tpm: number }>();
   #lastFrameMono: number;
   #closed = false;
   #pingSeq = 0;
@@ -104,6 +106,11 @@ export class AgentSession {
     this.#touch();
     switch (frame.type) {
       case "pong":
+        if (frame.channels) {
+          this.channelCapacity = new Map(
+            frame.channels.map((c) => [c.id, { rpm: c.remainingRpm, tpm: c.remainingTpm }]),
+          );
+        }
         return;
       case "echo_reply":
         return this.#settleEcho(frame);

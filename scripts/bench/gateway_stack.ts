@@ -165,7 +165,14 @@ export async function startGatewayStack(
   const publicKey = await cli("init", ["--hub", hubUrl, "--hub-key", String(listening.hubKey)]);
   const enrolled = await admin("POST", "/agents", { name: "bench", publicKey, tier: 2 });
   await runToEnd(scope, "agent set-id", [...agent, "set-id", enrolled.id, "--dir", agentDir]);
-  await cli("channel", ["add", "--vendor", "openai", "--key", VENDOR_KEY]);
+  // Declared (expert-mode) limits far above what this box can send: the limiters run their
+  // bookkeeping on every request, as in production, but never refuse (an undeclared channel starts
+  // from a conservative default rate and would measure the limiter instead of the gateway).
+  await cli("channel", [
+    "add",
+    ...["--vendor", "openai", "--key", VENDOR_KEY],
+    ...["--rpm", "100000000", "--tpm", "100000000000"],
+  ]);
   const upstreams = JSON.stringify({ "api.openai.com": fakeUrl });
   const agentEnv = { AGENT_DEV_UPSTREAMS: upstreams, LOG_LEVEL: options.logLevel };
   // With profiling the locked child is started directly (a launcher would drop --cpu-prof).

@@ -60,6 +60,9 @@ export interface StackOptions {
   quotaExhaustedKeys?: string[];
   models?: string;
   credit?: string;
+  /** The channel's declared limits ("0" = smart mode). */
+  channelRpm?: string;
+  channelTpm?: string;
   /** More vendors, each with its own fake and agent channel (after the OpenAI one). */
   vendors?: StackVendor[];
 }
@@ -91,7 +94,24 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const setup = await enrollAgent(hub, dir);
     const keys = (options.channelKeys ?? [VENDOR_KEY]).flatMap((k) => ["--key", k]);
     const models = options.models ? ["--models", options.models] : [];
-    await agentCli(["channel", "add", "--vendor", "openai", ...keys, ...models, "--dir", dir]);
+    // A large account, declared (expert mode): the tests exercise the path, not the limiter.
+    const limits = [
+      "--rpm",
+      options.channelRpm ?? "100000",
+      "--tpm",
+      options.channelTpm ?? "1000000000",
+    ];
+    await agentCli([
+      "channel",
+      "add",
+      "--vendor",
+      "openai",
+      ...keys,
+      ...models,
+      ...limits,
+      "--dir",
+      dir,
+    ]);
     for (const extra of options.vendors ?? []) {
       await agentCli([
         "channel",
@@ -100,6 +120,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         extra.vendor,
         ...extra.keys.flatMap((k) => ["--key", k]),
         ...(extra.models ? ["--models", extra.models] : []),
+        ...limits,
         "--dir",
         dir,
       ]);
