@@ -64,6 +64,10 @@ export async function runAttempts(deps: DispatchDeps, plan: AttemptPlan): Promis
     random: Math.random,
     limit: ATTEMPTS_MAX,
   });
+  plan.log.debug("routing choices", {
+    candidates: candidates.length,
+    choices: choices.map((c) => `${c.agentId}/${c.channelId}`).join(" "),
+  });
   const replayable = !(plan.body instanceof ReadableStream);
   let failure = new GatewayError(
     503,

@@ -52,6 +52,8 @@ export interface FakeOpenAI {
   url: string;
   requests: FakeRequestRecord[];
   setChunkDelayMs(ms: number): void;
+  /** Answer every request with this error status from now on (null: back to normal). */
+  setFailStatus(status: number | null): void;
   close(): Promise<void>;
 }
 
@@ -60,6 +62,7 @@ export function startFakeOpenAI(options: FakeOpenAIOptions): Promise<FakeOpenAI>
   const exhausted = new Set(options.quotaExhaustedKeys ?? []);
   const hostname = options.hostname ?? "127.0.0.1";
   let chunkDelayMs = options.chunkDelayMs ?? 0;
+  let failStatus: number | undefined;
   const requests: FakeRequestRecord[] = [];
   const active = new Set<S.Paced>();
   let seq = 0;
@@ -181,7 +184,8 @@ export function startFakeOpenAI(options: FakeOpenAIOptions): Promise<FakeOpenAI>
         created: C.createdAt(seed),
         control(controlText) {
           directives = C.parseDirectives(controlText).directives;
-          if (directives.status !== undefined) throw statusError(directives.status, rec.model);
+          const status = failStatus ?? directives.status;
+          if (status !== undefined) throw statusError(status, rec.model);
           return directives;
         },
         json: (payload) => text(JSON.stringify(payload, null, 2), "application/json"),
@@ -213,6 +217,9 @@ export function startFakeOpenAI(options: FakeOpenAIOptions): Promise<FakeOpenAI>
     requests,
     setChunkDelayMs(ms: number) {
       chunkDelayMs = ms;
+    },
+    setFailStatus(status: number | null) {
+      failStatus = status ?? undefined;
     },
     close() {
       for (const paced of [...active]) paced.abort();
