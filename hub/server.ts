@@ -136,6 +136,9 @@ function createLimiter(config: HubConfig, clock: Clock, log: Logger): Limiter {
     primary: new RedisLimiter(client),
     failMode: config.limits.failMode,
     localScale: config.limits.localScale,
+    // Generous: a Redis round trip is ~50 µs, but a busy event loop under a burst is not; a
+    // too-tight timeout flips every hub to local limits exactly when sharing matters most.
+    timeoutMs: 500,
     onStateChange: (state) =>
       log.warn(
         state.degraded ? "shared limits unavailable; using fallback" : "shared limits restored",
