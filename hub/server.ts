@@ -22,6 +22,7 @@ import {
 import { BreakerBoard } from "./routing/breaker.ts";
 import { DEFAULT_PAYOUT_RATIOS } from "./routing/grades.ts";
 import { StatsBoard } from "./routing/stats.ts";
+import { UsageWriter } from "./billing/usage_writer.ts";
 
 export const TUNNEL_PATH = "/tunnel/connect";
 export const PROBE_PATH = "/tunnel/probe/";
@@ -59,6 +60,7 @@ export async function startHub(
     payoutTable: DEFAULT_PAYOUT_RATIOS,
   };
   const limiter = createLimiter(config, clock, log);
+  const usageWriter = new UsageWriter(store, log.with({ component: "usage" }));
   const app = hubApp({
     routing,
     limiter,
@@ -69,15 +71,8 @@ export async function startHub(
     metrics,
     log,
     config,
-    // Usage is kept per request for billing; a failure here is logged, never shown to the client.
-    onUsage: (record, context) => {
-      store.recordUsage(record, context).catch((e) =>
-        log.error("cannot record usage", {
-          requestId: record.requestId,
-          error: (e as Error).message,
-        })
-      );
-    },
+    // Usage is kept per request for billing, written in batches (see usage_writer.ts).
+    onUsage: (record, context) => usageWriter.add({ record, context }),
   });
 
   const tls = config.tls
@@ -117,6 +112,7 @@ export async function startHub(
       closed = true;
       await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
       await server.shutdown();
+      await usageWriter.flush();
       await limiter.close();
       await store.close();
     },

@@ -44,6 +44,21 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
 
   app.get("/users/:id", async (c) => c.json(userView(await requireUser(c.req.param("id")))));
 
+  // Limits shared by all of a user's keys ({rpm?, tpm?, concurrency?}, as for a key; null
+  // removes them). The gateway sees the change within its key cache time (5 s). An absent
+  // `limits` changes nothing, as for PATCH /keys/:id.
+  app.patch("/users/:id", async (c) => {
+    const id = c.req.param("id");
+    const body = await readJsonObject(c.req.raw);
+    const user = await requireUser(id);
+    if ("limits" in body) {
+      const limits = keyLimits(body.limits);
+      if (!await store.setUserLimits(id, limits)) throw notFound("user", id);
+      return c.json(userView(await requireUser(id)));
+    }
+    return c.json(userView(user));
+  });
+
   app.get("/users/:id/keys", async (c) => {
     const user = await requireUser(c.req.param("id"));
     return c.json((await store.listKeys(user.id)).map(keyView));
@@ -126,6 +141,7 @@ function userView(user: UserRecord) {
     name: user.name,
     balance: user.balance,
     disabled: user.disabled,
+    limits: user.limits,
     createdAt: new Date(user.createdAtMs).toISOString(),
   };
 }
@@ -205,6 +221,7 @@ function routingPolicy(value: unknown): unknown {
   }
 }
 
+/** Key or user limits as `keyLimitsProblem` accepts them; absent or null is `null`. */
 function keyLimits(value: unknown): unknown {
   const problem = keyLimitsProblem(value);
   if (problem) throw new HttpError(400, "invalid_request", problem);

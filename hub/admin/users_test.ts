@@ -56,6 +56,7 @@ Deno.test("POST /users creates a user that GET /users/:id shows with a zero bala
         name: "Ägent ñ 🚰",
         balance: "0.00",
         disabled: false,
+        limits: null,
         createdAt: "2026-11-22T10:00:00.000Z",
       },
     });
@@ -96,6 +97,17 @@ Deno.test("invalid bodies are 400s that say what is wrong", () =>
       ["POST", "/keys", { userId: u, expiresAt: 1_900_000_000_000 }, /expiresAt must be/],
       ["POST", "/keys", { userId: u, expiresAt: "2027-01-01T00:00:00" }, /with an offset/],
       ["POST", "/keys", { userId: u, expiresAt: "2020-01-01T00:00:00Z" }, /in the future/],
+      ["PATCH", `/users/${u}`, "not json", /not valid JSON/],
+      ["PATCH", `/users/${u}`, [], /must be a JSON object/],
+      ["PATCH", `/users/${u}`, { limits: [1] }, /^limits must be an object$/],
+      ["PATCH", `/users/${u}`, { limits: "rpm=60" }, /^limits must be an object$/],
+      ["PATCH", `/users/${u}`, { limits: 60 }, /^limits must be an object$/],
+      ["PATCH", `/users/${u}`, { limits: { rpm: -1 } }, /^limits.rpm must be a positive integer$/],
+      ["PATCH", `/users/${u}`, { limits: { tpm: 0 } }, /^limits.tpm must be a positive integer$/],
+      ["PATCH", `/users/${u}`, { limits: { tpm: 1.5 } }, /limits.tpm must be a positive/],
+      ["PATCH", `/users/${u}`, { limits: { concurrency: "2" } }, /limits.concurrency must/],
+      ["PATCH", `/users/${u}`, { limits: { rpm: 2 ** 53 } }, /limits.rpm must be/],
+      ["PATCH", `/users/${u}`, { limits: { rpm: 1, rps: 1 } }, /limits.rps is not a known limit/],
     ];
     for (const [method, path, body, message] of table) {
       const res = await call(method, path, body);
@@ -106,6 +118,7 @@ Deno.test("invalid bodies are 400s that say what is wrong", () =>
     }
     // Nothing above changed the user or created a key.
     assert.equal((await call("GET", `/users/${u}`)).json.balance, "0.00");
+    assert.equal((await call("GET", `/users/${u}`)).json.limits, null);
     assert.deepEqual((await call("GET", `/users/${u}/keys`)).json, []);
   }));
 
@@ -114,6 +127,9 @@ Deno.test("unknown users and keys are 404 not_found", () =>
     const table: [string, string, unknown?][] = [
       ["GET", `/users/${UNKNOWN_USER}`],
       ["GET", `/users/${UNKNOWN_USER}/keys`],
+      ["PATCH", `/users/${UNKNOWN_USER}`, { limits: { rpm: 60 } }],
+      ["PATCH", `/users/${UNKNOWN_USER}`, { limits: null }],
+      ["PATCH", `/users/${UNKNOWN_USER}`, {}],
       ["POST", `/users/${UNKNOWN_USER}/credit`, { amount: "1" }],
       ["POST", "/keys", { userId: UNKNOWN_USER }],
       ["GET", `/keys/${UNKNOWN_KEY}`],
@@ -217,4 +233,56 @@ Deno.test("POST /keys defaults: zone standard, no policy, limits or expiry", () 
       [got.zone, got.policy, got.limits, got.expiresAt, got.disabled],
       ["standard", null, null, null, false],
     );
+  }));
+
+Deno.test("PATCH /users/:id sets, shows and clears limits shared by all the user's keys", () =>
+  withApp(async ({ call, newUser, store }) => {
+    const u = await newUser();
+    const other = await newUser();
+    const keys = await Promise.all([{ rpm: 5 }, undefined].map(async (limits) => {
+      const created = await call("POST", "/keys", { userId: u, limits });
+      return { id: created.json.id as string, hash: toHex(await sha256(created.json.key)) };
+    }));
+    await call("POST", `/users/${u}/credit`, { amount: "2.5" });
+    const view = (limits: unknown) => ({
+      id: u,
+      name: "Ada",
+      balance: "2.50",
+      disabled: false,
+      limits,
+      createdAt: "2026-11-22T10:00:00.000Z",
+    });
+    const steps: [unknown, unknown][] = [
+      [{ limits: { rpm: 60, tpm: 100_000, concurrency: 4 } }, {
+        rpm: 60,
+        tpm: 100_000,
+        concurrency: 4,
+      }],
+      [{ limits: { concurrency: 1 } }, { concurrency: 1 }],
+      [{}, { concurrency: 1 }],
+      [{ name: "ignored" }, { concurrency: 1 }],
+      [{ limits: {} }, {}],
+      [{ limits: null }, null],
+      [{ limits: { tpm: 500 } }, { tpm: 500 }],
+    ];
+    for (const [body, limits] of steps) {
+      const label = JSON.stringify(body);
+      assert.deepEqual(await call("PATCH", `/users/${u}`, body), {
+        status: 200,
+        json: view(limits),
+      }, label);
+      assert.deepEqual(
+        await call("GET", `/users/${u}`),
+        { status: 200, json: view(limits) },
+        label,
+      );
+      // The gateway's lookup sees the user's limits through every key; keys keep their own.
+      for (const [i, key] of keys.entries()) {
+        const found = await store.findKeyBySecretHash(key.hash);
+        assert.deepEqual(found?.user.limits, limits, label);
+        assert.deepEqual(found?.limits, i === 0 ? { rpm: 5 } : null, label);
+      }
+    }
+    assert.equal((await call("GET", `/users/${other}`)).json.limits, null);
+    assert.deepEqual((await call("GET", `/keys/${keys[0]!.id}`)).json.limits, { rpm: 5 });
   }));

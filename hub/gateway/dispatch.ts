@@ -17,7 +17,7 @@ import type { KeyAuthenticator } from "./auth.ts";
 import { type AccountingDeps, finish } from "./accounting.ts";
 import { runAttempts } from "./attempts.ts";
 import { GatewayError } from "./errors.ts";
-import { estimateTokens, keyRules, parseKeyLimits } from "./limits.ts";
+import { estimateTokens, limitRules, parseKeyLimits } from "./limits.ts";
 import type { ModerationChain } from "./moderation/mod.ts";
 import { sniffRequest } from "./request_body.ts";
 
@@ -100,39 +100,10 @@ export async function dispatch(
     }
   }
 
-  // The key's own limits, before any channel is touched.
+  // The key's and its user's own limits, before any channel is touched.
   const tokens = estimateTokens(sniffed.size, sniffed.maxOutputTokens);
-  const keyLimits = parseKeyLimits(key.limits);
-  let releaseSlot: (() => Promise<void>) | undefined;
-  if (keyLimits.concurrency) {
-    const slot = await deps.limiter.acquireSlot(
-      `key:${key.id}:streams`,
-      keyLimits.concurrency,
-      SLOT_TTL_MS,
-    );
-    if (!slot.allowed) {
-      await abandon(
-        rateLimited(
-          "requests",
-          `Too many concurrent requests for this key (limit ${keyLimits.concurrency})`,
-          1000,
-        ),
-      );
-    } else releaseSlot = slot.release;
-  }
-  const keyDecision = await deps.limiter.acquire(keyRules(key.id, keyLimits, tokens));
-  if (!keyDecision.allowed) {
-    await releaseSlot?.();
-    const unit = keyDecision.rule.key.endsWith(":tpm") ? "tokens" : "requests";
-    await abandon(
-      rateLimited(
-        unit,
-        `Rate limit reached for this key on ${unit} per min (limit ${keyDecision.rule.limit})`,
-        keyDecision.retryAfterMs,
-      ),
-    );
-  }
-  const keyReservation = (keyDecision as { reservation: Reservation }).reservation;
+  const charged = await chargeOwners(deps.limiter, key, tokens).catch(abandon);
+  const { reservation: keyReservation, releaseSlots: releaseSlot } = charged;
 
   const hub: { meter?: Meter; ttfbMs: number; bytes: number } = { ttfbMs: -1, bytes: 0 };
   let attempt;
@@ -245,4 +216,48 @@ function rateLimited(
       "retry-after-ms": String(Math.ceil(retryAfterMs)),
     },
   );
+}
+
+/**
+ * Charges the key's and its user's limits (RPM/TPM all-or-nothing, then concurrency slots), or
+ * throws the 429 to answer. On success, returns what to settle or give back later.
+ */
+async function chargeOwners(
+  limiter: Limiter,
+  key: { id: string; limits: unknown; userId: string; user: { limits: unknown } },
+  tokens: number,
+): Promise<{ reservation: Reservation; releaseSlots: () => Promise<void> }> {
+  const scopes = [
+    { scope: `key:${key.id}`, who: "this key", limits: parseKeyLimits(key.limits) },
+    { scope: `user:${key.userId}`, who: "this account", limits: parseKeyLimits(key.user.limits) },
+  ];
+  const releases: (() => Promise<void>)[] = [];
+  const releaseSlots = async () => void await Promise.all(releases.map((r) => r()));
+  for (const { scope, who, limits } of scopes) {
+    if (!limits.concurrency) continue;
+    const slot = await limiter.acquireSlot(`${scope}:streams`, limits.concurrency, SLOT_TTL_MS);
+    if (!slot.allowed) {
+      await releaseSlots();
+      throw rateLimited(
+        "requests",
+        `Too many concurrent requests for ${who} (limit ${limits.concurrency})`,
+        1000,
+      );
+    }
+    releases.push(slot.release);
+  }
+  const decision = await limiter.acquire(
+    scopes.flatMap((s) => limitRules(s.scope, s.limits, tokens)),
+  );
+  if (!decision.allowed) {
+    await releaseSlots();
+    const unit = decision.rule.key.endsWith(":tpm") ? "tokens" : "requests";
+    const who = decision.rule.key.startsWith("user:") ? "this account" : "this key";
+    throw rateLimited(
+      unit,
+      `Rate limit reached for ${who} on ${unit} per min (limit ${decision.rule.limit})`,
+      decision.retryAfterMs,
+    );
+  }
+  return { reservation: decision.reservation, releaseSlots };
 }

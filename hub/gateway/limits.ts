@@ -46,17 +46,15 @@ export function estimateTokens(bodyBytes: number, maxOutputTokens: number | unde
   return Math.ceil(bodyBytes / 4) + (maxOutputTokens ?? DEFAULT_OUTPUT_TOKENS);
 }
 
-export function keyRules(keyId: string, limits: KeyLimits, tokens: number): Acquire[] {
+/** RPM/TPM rules for one scope, e.g. `key:key_…` or `user:usr_…` (a user's limits span its keys). */
+export function limitRules(scope: string, limits: KeyLimits, tokens: number): Acquire[] {
   const parts: Acquire[] = [];
   if (limits.rpm) {
-    parts.push({
-      rule: { key: `key:${keyId}:rpm`, limit: limits.rpm, windowMs: MINUTE_MS },
-      units: 1,
-    });
+    parts.push({ rule: { key: `${scope}:rpm`, limit: limits.rpm, windowMs: MINUTE_MS }, units: 1 });
   }
   if (limits.tpm) {
     parts.push({
-      rule: { key: `key:${keyId}:tpm`, limit: limits.tpm, windowMs: MINUTE_MS },
+      rule: { key: `${scope}:tpm`, limit: limits.tpm, windowMs: MINUTE_MS },
       units: tokens,
     });
   }

@@ -23,15 +23,18 @@ export function keySecretHash(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
 }
 
-export const USER_COLUMNS = "id, name, balance, disabled, created_at_ms";
+export const USER_COLUMNS = "id, name, balance, disabled, created_at_ms, limits";
 export const KEY_COLUMNS =
   "id, user_id, prefix, zone, policy, limits, disabled, created_at_ms, expires_at_ms";
 
-/** The key-with-user join; callers append `WHERE k.secret_hash = ?`. */
+/**
+ * The key-with-user join; callers append `WHERE k.secret_hash = ?`. The gateway runs it on
+ * every request, so everything it needs of the user (limits included) comes from this one query.
+ */
 export const KEY_WITH_USER_SELECT = `SELECT ${
   KEY_COLUMNS.split(", ").map((c) => `k.${c}`).join(", ")
 }, u.name AS user_name, u.balance AS user_balance, u.disabled AS user_disabled,
-  u.created_at_ms AS user_created_at_ms
+  u.created_at_ms AS user_created_at_ms, u.limits AS user_limits
   FROM virtual_keys k JOIN users u ON u.id = k.user_id`;
 
 /** Rows as both drivers return them (balance: SQLite TEXT, or mysql2's DECIMAL string). */
@@ -41,6 +44,7 @@ export interface UserRow {
   balance: string;
   disabled: number;
   created_at_ms: number;
+  limits: string | null;
 }
 
 export interface KeyRow {
@@ -60,6 +64,7 @@ export interface KeyWithUserRow extends KeyRow {
   user_balance: string;
   user_disabled: number;
   user_created_at_ms: number;
+  user_limits: string | null;
 }
 
 export function newUserRecord(user: NewUser, nowMs: number): UserRecord {
@@ -69,6 +74,7 @@ export function newUserRecord(user: NewUser, nowMs: number): UserRecord {
     balance: "0.00",
     createdAtMs: nowMs,
     disabled: false,
+    limits: null,
   };
 }
 
@@ -111,6 +117,11 @@ export function toJson(value: unknown): string | null {
   return value === undefined || value === null ? null : JSON.stringify(value);
 }
 
+/** A JSON column's value: SQL NULL is `null`. */
+function fromJson(text: string | null): unknown | null {
+  return text === null ? null : JSON.parse(text);
+}
+
 export function rowToUser(row: UserRow): UserRecord {
   return {
     id: row.id,
@@ -118,6 +129,7 @@ export function rowToUser(row: UserRow): UserRecord {
     balance: formatUsd(parseUsd(row.balance)),
     createdAtMs: row.created_at_ms,
     disabled: row.disabled === 1,
+    limits: fromJson(row.limits),
   };
 }
 
@@ -127,8 +139,8 @@ export function rowToKey(row: KeyRow): KeyRecord {
     userId: row.user_id,
     prefix: row.prefix,
     zone: row.zone,
-    policy: row.policy === null ? null : JSON.parse(row.policy),
-    limits: row.limits === null ? null : JSON.parse(row.limits),
+    policy: fromJson(row.policy),
+    limits: fromJson(row.limits),
     disabled: row.disabled === 1,
     createdAtMs: row.created_at_ms,
     expiresAtMs: row.expires_at_ms,
@@ -144,6 +156,7 @@ export function rowToKeyWithUser(row: KeyWithUserRow): KeyWithUser {
       balance: row.user_balance,
       disabled: row.user_disabled,
       created_at_ms: row.user_created_at_ms,
+      limits: row.user_limits,
     }),
   };
 }

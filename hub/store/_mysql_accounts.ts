@@ -94,6 +94,15 @@ export class MysqlAccounts {
     }
   }
 
+  async setUserLimits(id: string, limits: unknown | null): Promise<boolean> {
+    // affectedRows counts matched rows (mysql2 sets FOUND_ROWS), so an unchanged value is true.
+    const [res] = await this.#pool.execute<ResultSetHeader>(
+      "UPDATE users SET limits = ? WHERE id = ?",
+      [toJson(limits), id],
+    );
+    return res.affectedRows > 0;
+  }
+
   async createKey(key: NewKey, nowMs: number): Promise<CreatedKey> {
     const { record: k, secret, secretHash, policyJson, limitsJson } = newKeyDraft(key, nowMs);
     // INSERT … SELECT: an unknown user inserts no row (the foreign key is a second guard).

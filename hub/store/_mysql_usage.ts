@@ -12,7 +12,7 @@ import {
   usageValues,
 } from "./_usage.ts";
 import { StoreConflictError } from "./errors.ts";
-import type { UsageContext, UsageFilter } from "./mod.ts";
+import type { UsageContext, UsageFilter, UsageItem, UsageOutcome } from "./mod.ts";
 
 export class MysqlUsage {
   #pool: Pool;
@@ -37,6 +37,49 @@ export class MysqlUsage {
       const stored = await this.#read(values[0] as string);
       if (stored && sameUsage(stored, values)) return "duplicate";
       throw new StoreConflictError("requestId", { cause: e });
+    }
+  }
+
+  /** Many records in one transaction (one log flush at commit); each item's outcome, or its error. */
+  async recordUsageBatch(items: readonly UsageItem[]): Promise<UsageOutcome[]> {
+    const conn = await this.#pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const out: UsageOutcome[] = [];
+      for (const { record, context } of items) {
+        let values;
+        try {
+          values = usageValues(record, context);
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e;
+          out.push(e);
+          continue;
+        }
+        try {
+          await conn.execute(USAGE_INSERT, values);
+          out.push("inserted");
+        } catch (e) {
+          // InnoDB rolls back only the failed statement; the transaction goes on.
+          if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") throw e;
+          const [rows] = await conn.execute<RowDataPacket[]>(
+            `${USAGE_SELECT} WHERE request_id = ?`,
+            [values[0] as string],
+          );
+          const stored = rows[0] as UsageRow | undefined;
+          out.push(
+            stored && sameUsage(stored, values)
+              ? "duplicate"
+              : new StoreConflictError("requestId", { cause: e }),
+          );
+        }
+      }
+      await conn.commit();
+      return out;
+    } catch (e) {
+      await conn.rollback().catch(() => {});
+      throw e;
+    } finally {
+      conn.release();
     }
   }
 

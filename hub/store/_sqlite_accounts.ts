@@ -27,6 +27,7 @@ export class SqliteAccounts {
   #getUser: StatementSync;
   #getBalance: StatementSync;
   #setBalance: StatementSync;
+  #setUserLimits: StatementSync;
   #insertKey: StatementSync;
   #getKey: StatementSync;
   #listKeys: StatementSync;
@@ -42,6 +43,7 @@ export class SqliteAccounts {
     this.#getUser = db.prepare(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`);
     this.#getBalance = db.prepare("SELECT balance FROM users WHERE id = ?");
     this.#setBalance = db.prepare("UPDATE users SET balance = ? WHERE id = ?");
+    this.#setUserLimits = db.prepare("UPDATE users SET limits = ? WHERE id = ?");
     // INSERT … SELECT: an unknown user inserts no row (the foreign key is a second guard).
     this.#insertKey = db.prepare(
       `INSERT INTO virtual_keys (id, user_id, secret_hash, prefix, zone, policy, limits,
@@ -86,6 +88,10 @@ export class SqliteAccounts {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw e;
     }
+  }
+
+  setUserLimits(id: string, limits: unknown | null): boolean {
+    return Number(this.#setUserLimits.run(toJson(limits), id).changes) > 0;
   }
 
   createKey(key: NewKey, nowMs: number): CreatedKey {

@@ -12,7 +12,7 @@ import {
   usageValues,
 } from "./_usage.ts";
 import { StoreConflictError } from "./errors.ts";
-import type { UsageContext, UsageFilter } from "./mod.ts";
+import type { UsageContext, UsageFilter, UsageItem, UsageOutcome } from "./mod.ts";
 
 /** Synchronous, like `DatabaseSync`; the store wraps each call in `Promise.try`. */
 export class SqliteUsage {
@@ -39,6 +39,26 @@ export class SqliteUsage {
     const stored = this.#get.get(values[0]!) as UsageRow | undefined;
     if (stored && sameUsage(stored, values)) return "duplicate";
     throw new StoreConflictError("requestId");
+  }
+
+  /** Many records in one transaction (one disk sync); each item's outcome, or its error. */
+  recordUsageBatch(items: readonly UsageItem[]): UsageOutcome[] {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const out = items.map(({ record, context }): UsageOutcome => {
+        try {
+          return this.recordUsage(record, context);
+        } catch (e) {
+          if (e instanceof StoreConflictError || e instanceof RangeError) return e;
+          throw e;
+        }
+      });
+      this.#db.exec("COMMIT");
+      return out;
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
   }
 
   getUsage(requestId: string): StoredUsage | null {

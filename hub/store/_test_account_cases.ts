@@ -92,6 +92,7 @@ export const ACCOUNT_CASES: Case[] = [
           balance: "0.00",
           createdAtMs: 1000,
           disabled: false,
+          limits: null,
         });
         assert.match(u.id, /^usr_[0-9a-f]{20}$/);
         assert.deepEqual(await s.getUser(u.id), u);

@@ -1,12 +1,21 @@
 // Test-only: the backends the conformance suite runs against, each able to hand out a fresh,
 // empty database per test case so cases never see each other's rows.
 import mysql from "mysql2/promise";
+import { dirname } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { randomHex } from "./_rows.ts";
 import { type HubStore, openStore, redactDsn } from "./mod.ts";
 
 /** One fresh database and the ways to open stores on it. */
 export interface Target {
+  /** The SQL dialect of the database (`Migration.sqlite` or `Migration.mysql`). */
+  engine: HubStore["kind"];
   open(): Promise<HubStore>;
+  /**
+   * Runs raw statements on the database, bypassing the store (to build an older schema).
+   * Persistent backends only: on `sqlite::memory:` nothing could open the result.
+   */
+  exec(statements: readonly string[]): Promise<void>;
   /** Starts `n` stores on this database at the same moment; resolves to their schema versions. */
   openConcurrently(n: number): Promise<number[]>;
   dispose(): Promise<void>;
@@ -17,6 +26,8 @@ export interface Case {
   name: string;
   /** Needs a database that outlives one store instance (not `sqlite::memory:`). */
   persistentOnly?: boolean;
+  /** Runs on this engine only: behaviour the other engine cannot even reach. */
+  engineOnly?: HubStore["kind"];
   run(target: Target): Promise<void>;
 }
 
@@ -33,6 +44,7 @@ export async function withStore<T>(target: Target, fn: (s: HubStore) => Promise<
 /** A store engine under test. */
 export interface Backend {
   name: string;
+  engine: HubStore["kind"];
   /** False for `sqlite::memory:`: each open() is a new, private database. */
   persistent: boolean;
   /** Prepares the engine (fails loudly if unreachable); `fresh()` then makes one database per case. */
@@ -102,13 +114,16 @@ async function openInProcesses(n: number, dsn: string): Promise<number[]> {
 /** `sqlite::memory:`: every open is a new private database, so no persistence cases. */
 export const sqliteMemory: Backend = {
   name: "sqlite::memory:",
+  engine: "sqlite",
   persistent: false,
   start: () =>
     Promise.resolve({
       fresh: () => {
         const open = () => openStore("sqlite::memory:");
         return Promise.resolve({
+          engine: "sqlite",
           open,
+          exec: () => Promise.reject(new Error("sqlite::memory: has no database to prepare")),
           openConcurrently: (n) => openAll(n, open),
           dispose: () => Promise.resolve(),
         });
@@ -120,15 +135,28 @@ export const sqliteMemory: Backend = {
 /** A SQLite file per case in a temp directory removed afterwards. */
 export const sqliteFile: Backend = {
   name: "sqlite file",
+  engine: "sqlite",
   persistent: true,
   start: async () => {
     const dir = await Deno.makeTempDir({ prefix: "aq_store_" });
     return {
       fresh: () => {
         // A missing parent directory on purpose: openStore must create it.
-        const dsn = `sqlite:${dir}/${randomHex(4)}/hub.db`;
+        const path = `${dir}/${randomHex(4)}/hub.db`;
+        const dsn = `sqlite:${path}`;
         return Promise.resolve({
+          engine: "sqlite",
           open: () => openStore(dsn),
+          exec: (statements) =>
+            Promise.try(() => {
+              Deno.mkdirSync(dirname(path), { recursive: true });
+              const db = new DatabaseSync(path);
+              try {
+                for (const sql of statements) db.exec(sql);
+              } finally {
+                db.close();
+              }
+            }),
           openConcurrently: (n) => openInProcesses(n, dsn),
           dispose: () => Promise.resolve(),
         });
@@ -145,6 +173,7 @@ export const TEST_MYSQL_DSN = Deno.env.get("AQUEDUCT_TEST_MYSQL") ??
 /** A fresh `aq_test_<hex>` database per case on the server at {@link TEST_MYSQL_DSN}. */
 export const mariadb: Backend = {
   name: "mariadb",
+  engine: "mysql",
   persistent: true,
   start: async () => {
     const admin = mysql.createPool({ uri: TEST_MYSQL_DSN, connectionLimit: 2 });
@@ -166,7 +195,16 @@ export const mariadb: Backend = {
         url.pathname = `/${db}`;
         const open = () => openStore(url.href);
         return {
+          engine: "mysql",
           open,
+          exec: async (statements) => {
+            const conn = await mysql.createConnection({ uri: url.href });
+            try {
+              for (const sql of statements) await conn.query(sql);
+            } finally {
+              await conn.end();
+            }
+          },
           openConcurrently: (n) => openAll(n, open),
           dispose: async () => void await admin.query(`DROP DATABASE IF EXISTS ${db}`),
         };

@@ -167,4 +167,31 @@ export const USAGE_CASES: Case[] = [
       });
     },
   },
+  {
+    name: "usage batch: one transaction, one outcome per item, a refused item blocks none",
+    run: (target) =>
+      withStore(target, async (s) => {
+        await s.recordUsage(record("req_b_old"), CONTEXT);
+        const outcomes = await s.recordUsageBatch([
+          { record: record("req_b_1"), context: CONTEXT },
+          { record: record("req_b_old"), context: CONTEXT },
+          { record: record("req_b_old", { model: "other" }), context: CONTEXT },
+          { record: record("req_b_bad", { promptTokens: -1 }), context: CONTEXT },
+          { record: record("req_b_2"), context: CONTEXT },
+        ]);
+        assert.equal(outcomes[0], "inserted");
+        assert.equal(outcomes[1], "duplicate");
+        assert.ok(outcomes[2] instanceof StoreConflictError);
+        assert.ok(outcomes[3] instanceof RangeError);
+        assert.equal(outcomes[4], "inserted");
+        assert.deepEqual(await s.getUsage("req_b_2"), { ...record("req_b_2"), ...CONTEXT });
+        assert.equal(
+          (await s.getUsage("req_b_old"))?.model,
+          "gpt-4o",
+          "the conflicting replay changed nothing",
+        );
+        assert.equal(await s.getUsage("req_b_bad"), null);
+        assert.deepEqual(await s.recordUsageBatch([]), []);
+      }),
+  },
 ];

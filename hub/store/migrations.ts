@@ -10,7 +10,11 @@
  *   parsed by the store.
  * - MySQL/MariaDB commits DDL implicitly, so a MySQL migration cannot roll back halfway.
  *   Write its statements so that re-running them after a crash is harmless
- *   (`CREATE TABLE IF NOT EXISTS`, indexes declared inside the `CREATE TABLE`).
+ *   (`CREATE TABLE IF NOT EXISTS`, indexes declared inside the `CREATE TABLE`). MySQL has no
+ *   `ADD COLUMN IF NOT EXISTS` (only MariaDB does): add a column with `mysqlAddColumn`, which
+ *   checks `information_schema` first.
+ * - SQLite migrations run in one transaction with their bookkeeping row, so plain
+ *   `ALTER TABLE … ADD COLUMN` is safe there.
  * - MySQL tables use `utf8mb4_bin`: ids and base64url keys are case-sensitive, and binary
  *   comparison matches SQLite's default, so both engines sort and compare alike.
  */
@@ -45,6 +49,27 @@ const V3_USAGE_COUNTS = [
 ];
 const v3Counts = (type: string) =>
   V3_USAGE_COUNTS.map((c) => `${c} ${type} NOT NULL DEFAULT 0,`).join("\n");
+
+/**
+ * MySQL statements adding `column` to `table` unless it already exists, so that re-running a
+ * migration after a crash between its `ALTER` and its bookkeeping row is harmless. The check
+ * and the `ALTER` run as a prepared statement on the migrating connection (one statement per
+ * `query`: the pool does not allow multiple statements). Shipped migrations depend on this
+ * exact output: never change it, write a new helper instead.
+ */
+function mysqlAddColumn(table: string, column: string, definition: string): string[] {
+  const alter = `ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`.replaceAll("'", "''");
+  return [
+    `SET @aq_migration_ddl = (
+      SELECT IF(COUNT(*) = 0, '${alter}', 'DO 0')
+      FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '${table}' AND COLUMN_NAME = '${column}'
+    )`,
+    "PREPARE aq_migration_ddl FROM @aq_migration_ddl",
+    "EXECUTE aq_migration_ddl",
+    "DEALLOCATE PREPARE aq_migration_ddl",
+  ];
+}
 
 /** Every migration, oldest first. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -181,6 +206,14 @@ export const MIGRATIONS: readonly Migration[] = [
         KEY usage_records_agent (agent_id, completed_at_ms)
       ) ${MYSQL_TABLE}`,
     ],
+  },
+  {
+    // Per-user limits ({rpm?, tpm?, concurrency?} as JSON text, like a key's), shared by all
+    // of the user's keys. NULL: no user-wide limit. Existing users get NULL.
+    version: 4,
+    name: "user limits",
+    sqlite: ["ALTER TABLE users ADD COLUMN limits TEXT"],
+    mysql: mysqlAddColumn("users", "limits", "MEDIUMTEXT NULL"),
   },
 ];
 

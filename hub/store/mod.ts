@@ -59,6 +59,12 @@ export interface UserRecord {
   balance: string;
   createdAtMs: number;
   disabled: boolean;
+  /**
+   * Limits shared by all of the user's keys (`{rpm?, tpm?, concurrency?}` once validated by the
+   * admin API; see `parseKeyLimits`). Any JSON value, or `null` (none), stored and returned as
+   * given.
+   */
+  limits: unknown | null;
 }
 
 export interface NewUser {
@@ -103,6 +109,15 @@ export interface CreatedKey {
 export type KeyWithUser = KeyRecord & { user: UserRecord };
 
 /** Who a usage record belongs to, stored beside it. */
+/** One record to store with its context. */
+export interface UsageItem {
+  record: UsageRecord;
+  context: UsageContext;
+}
+
+/** What happened to one item of a batch. */
+export type UsageOutcome = "inserted" | "duplicate" | Error;
+
 export interface UsageContext {
   /** The virtual key (`KeyRecord.id`) the request was made with. */
   keyId: string;
@@ -142,7 +157,7 @@ export interface HubStore {
   recordAgentSeen(id: string, seen: { atMs: number; capabilities?: Capabilities }): Promise<void>;
   /** Returns `false` if the id is unknown. */
   setAgentDisabled(id: string, disabled: boolean): Promise<boolean>;
-  /** Inserts a new user with balance `"0.00"`. */
+  /** Inserts a new user with balance `"0.00"` and no limits (`null`). */
   createUser(user: NewUser, nowMs: number): Promise<UserRecord>;
   /** The user, or `null` for an unknown id. */
   getUser(id: string): Promise<UserRecord | null>;
@@ -153,6 +168,8 @@ export interface HubStore {
    * (nothing changes), and `StoreNotFoundError` for an unknown user.
    */
   creditUser(id: string, amount: string): Promise<string>;
+  /** Replaces a user's limits (a JSON value or null); `false` if the id is unknown. */
+  setUserLimits(id: string, limits: unknown | null): Promise<boolean>;
   /**
    * Creates a key for an existing user and returns its one-time secret. Throws
    * `StoreNotFoundError` (entity `"user"`) for an unknown `userId`, writing nothing.
@@ -179,6 +196,12 @@ export interface HubStore {
    * integer ≥ 0 or a text field that is too long for its column (or an empty `requestId`).
    */
   recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate">;
+  /**
+   * Many records in ONE transaction (group commit: one disk sync for the lot). Each item gets its
+   * own outcome — `"inserted"`, `"duplicate"`, or the error that refused it (a conflicting replay,
+   * an invalid count) — and a refused item never blocks the others.
+   */
+  recordUsageBatch(items: readonly UsageItem[]): Promise<UsageOutcome[]>;
   /** The record with its context, or `null` for an unknown request id. */
   getUsage(requestId: string): Promise<(UsageRecord & UsageContext) | null>;
   /**

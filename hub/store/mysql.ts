@@ -29,6 +29,8 @@ import type {
   NewUser,
   UsageContext,
   UsageFilter,
+  UsageItem,
+  UsageOutcome,
   UserRecord,
 } from "./mod.ts";
 
@@ -189,6 +191,10 @@ class MysqlStore implements HubStore {
     return this.#accounts.creditUser(id, amount);
   }
 
+  setUserLimits(id: string, limits: unknown | null): Promise<boolean> {
+    return this.#accounts.setUserLimits(id, limits);
+  }
+
   createKey(key: NewKey, nowMs: number): Promise<CreatedKey> {
     return withConflicts(this.#accounts.createKey(key, nowMs));
   }
@@ -211,6 +217,10 @@ class MysqlStore implements HubStore {
 
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
     return this.#accounts.setKeyDisabled(id, disabled);
+  }
+
+  recordUsageBatch(items: readonly UsageItem[]): Promise<UsageOutcome[]> {
+    return this.#usage.recordUsageBatch(items);
   }
 
   recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate"> {

@@ -31,6 +31,8 @@ import type {
   NewUser,
   UsageContext,
   UsageFilter,
+  UsageItem,
+  UsageOutcome,
   UserRecord,
 } from "./mod.ts";
 
@@ -158,6 +160,10 @@ class SqliteStore implements HubStore {
     return Promise.try(() => this.#accounts.creditUser(id, amount));
   }
 
+  setUserLimits(id: string, limits: unknown | null): Promise<boolean> {
+    return Promise.try(() => this.#accounts.setUserLimits(id, limits));
+  }
+
   createKey(key: NewKey, nowMs: number): Promise<CreatedKey> {
     return Promise.try(() => withConflicts(() => this.#accounts.createKey(key, nowMs)));
   }
@@ -180,6 +186,10 @@ class SqliteStore implements HubStore {
 
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean> {
     return Promise.try(() => this.#accounts.setKeyDisabled(id, disabled));
+  }
+
+  recordUsageBatch(items: readonly UsageItem[]): Promise<UsageOutcome[]> {
+    return Promise.try(() => this.#usage.recordUsageBatch(items));
   }
 
   recordUsage(record: UsageRecord, context: UsageContext): Promise<"inserted" | "duplicate"> {

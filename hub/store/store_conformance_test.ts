@@ -1,10 +1,12 @@
 // One table of behaviours every HubStore must show, run against each backend in _test_backends.ts.
-// Agent cases live here; user, money and key cases in _test_account_cases.ts.
+// Agent cases live here; user, money and key cases in _test_account_cases.ts; user limits and
+// the migration that added them in _test_user_limits_cases.ts.
 import assert from "node:assert/strict";
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import { ACCOUNT_CASES } from "./_test_account_cases.ts";
 import { USAGE_CASES } from "./_test_usage_cases.ts";
 import { USAGE_LIST_CASES } from "./_test_usage_list_cases.ts";
+import { USER_LIMITS_CASES } from "./_test_user_limits_cases.ts";
 import {
   type Backend,
   type Case,
@@ -161,8 +163,16 @@ function conformance(backend: Backend): void {
   Deno.test(`store conformance: ${backend.name}`, async (t) => {
     const engine = await backend.start();
     try {
-      for (const c of [...CASES, ...ACCOUNT_CASES, ...USAGE_CASES, ...USAGE_LIST_CASES]) {
+      const cases = [
+        ...CASES,
+        ...ACCOUNT_CASES,
+        ...USER_LIMITS_CASES,
+        ...USAGE_CASES,
+        ...USAGE_LIST_CASES,
+      ];
+      for (const c of cases) {
         if (c.persistentOnly && !backend.persistent) continue;
+        if (c.engineOnly && c.engineOnly !== backend.engine) continue;
         await t.step(c.name, async () => {
           const target = await engine.fresh();
           try {
