@@ -163,3 +163,24 @@ Deno.test("health: failover before the first byte, breaker open → half-open pr
     await fleet.stop();
   }
 });
+
+Deno.test("auto: prefers the fast healthy channel, and moves away when it degrades", async () => {
+  const fleet = await startFleet({ agents: [{ name: "quick" }, { name: "sluggish" }] });
+  const [quick, sluggish] = fleet.agents as [typeof fleet.agents[0], typeof fleet.agents[0]];
+  const hub = fleet.hubs[0]!;
+  try {
+    sluggish.fake.setChunkDelayMs(150); // its answers take 150 ms to start
+    const { key } = await fleet.key(); // no policy: auto
+    for (let i = 0; i < 30; i++) assert.equal((await chat(hub, key, `auto ${i}`)).status, 200);
+    const learned = servedCounts(fleet);
+    assert.ok(learned.quick! >= 20, `the fast channel carries most of the traffic: ${JSON.stringify(learned)}`);
+
+    quick.fake.setFailStatus(503);
+    for (let i = 0; i < 20; i++) assert.equal((await chat(hub, key, `degraded ${i}`)).status, 200);
+    const after = servedCounts(fleet);
+    assert.ok(after.quick! - learned.quick! <= 3, "a failing channel is left after at most three tries");
+    assert.ok(after.sluggish! - learned.sluggish! >= 20, "the healthy one takes over");
+  } finally {
+    await fleet.stop();
+  }
+});
