@@ -173,12 +173,18 @@ Deno.test("auto: prefers the fast healthy channel, and moves away when it degrad
     const { key } = await fleet.key(); // no policy: auto
     for (let i = 0; i < 30; i++) assert.equal((await chat(hub, key, `auto ${i}`)).status, 200);
     const learned = servedCounts(fleet);
-    assert.ok(learned.quick! >= 20, `the fast channel carries most of the traffic: ${JSON.stringify(learned)}`);
+    assert.ok(
+      learned.quick! >= 20,
+      `the fast channel carries most of the traffic: ${JSON.stringify(learned)}`,
+    );
 
     quick.fake.setFailStatus(503);
     for (let i = 0; i < 20; i++) assert.equal((await chat(hub, key, `degraded ${i}`)).status, 200);
     const after = servedCounts(fleet);
-    assert.ok(after.quick! - learned.quick! <= 3, "a failing channel is left after at most three tries");
+    assert.ok(
+      after.quick! - learned.quick! <= 3,
+      "a failing channel is left after at most three tries",
+    );
     assert.ok(after.sluggish! - learned.sluggish! >= 20, "the healthy one takes over");
   } finally {
     await fleet.stop();

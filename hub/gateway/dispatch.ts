@@ -54,11 +54,13 @@ export async function dispatch(
 ): Promise<Response> {
   const { requestId, traceId } = ids;
   const started = deps.clock.monoMs();
-  const key = await deps.auth.authenticate(vendor.clientCredential(req.headers));
-  const moderating = deps.moderation.enabled && route.model === "json";
+  const key = await deps.auth.authenticate(vendor.clientCredential(req.headers, new URL(req.url)));
+  const moderating = deps.moderation.enabled &&
+    (route.model === "json" || (route.model === "path" && vendor.moderationInput !== undefined));
   const sniffed = await sniffRequest(req, route.model, {
     maxBytes: deps.limits.maxRequestBytes,
     bufferBytesMax: moderating ? deps.limits.maxRequestBytes : deps.limits.replayBytesMax,
+    modelFromQuery: route.model === "path" ? vendor.modelFromPath?.(upstreamPath) ?? null : null,
   });
   const log = deps.log.with({
     requestId,

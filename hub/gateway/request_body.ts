@@ -34,7 +34,7 @@ interface Sniffer {
 /** Body fields that cap the output (chat, legacy, responses). */
 const OUTPUT_CAP_FIELDS = ["max_tokens", "max_completion_tokens", "max_output_tokens"];
 
-function snifferFor(source: ModelSource, contentType: string): Sniffer {
+function snifferFor(source: ModelSource, contentType: string, pathModel?: string | null): Sniffer {
   if (source === "multipart") {
     if (!contentType.toLowerCase().startsWith("multipart/form-data")) {
       throw new GatewayError(400, "invalid_request_error", "Expected a multipart/form-data body");
@@ -47,6 +47,20 @@ function snifferFor(source: ModelSource, contentType: string): Sniffer {
         return s.error;
       },
       model: () => s.get("model"),
+      conflict: () => false,
+      maxOutputTokens: () => undefined,
+    };
+  }
+  if (source === "path") {
+    // The body is JSON (checked as it passes); the model comes from the URL path.
+    const s = new JsonTopLevelSniffer([]);
+    return {
+      push: (c) => s.push(c),
+      end: () => s.end(),
+      get error() {
+        return s.error;
+      },
+      model: () => pathModel ?? "",
       conflict: () => false,
       maxOutputTokens: () => undefined,
     };
@@ -77,6 +91,7 @@ export async function sniffRequest(
     maxBytes: number;
     /** Bodies up to this size are read whole (replayable for failover, visible to moderation). */
     bufferBytesMax: number;
+    /** The model when the body doesn't carry it (`none` and `path` sources). */
     modelFromQuery?: string | null;
   },
 ): Promise<SniffedRequest> {
@@ -93,7 +108,11 @@ export async function sniffRequest(
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > options.maxBytes) throw tooLarge();
 
-  const sniffer = snifferFor(source, req.headers.get("content-type") ?? "");
+  if (source === "path" && !options.modelFromQuery) {
+    await req.body.cancel();
+    throw new GatewayError(400, "invalid_request_error", "you must provide a model", "model");
+  }
+  const sniffer = snifferFor(source, req.headers.get("content-type") ?? "", options.modelFromQuery);
   const reader = req.body.getReader();
   const prefix: Uint8Array[] = [];
   let size = 0;

@@ -25,6 +25,11 @@ export function mountGateway(
   // Root paths several vendors share (e.g. GET /v1/models) go to the vendor whose marker header
   // the request carries (e.g. anthropic-version), else to the first vendor that claimed the path.
   const root = new Map<string, { route: VendorRoute; vendor: VendorSurface }[]>();
+  // A credential query parameter one vendor accepts is refused on the others' paths, so a key
+  // there is never forwarded (or logged upstream) as an ordinary parameter.
+  const queryCredentials = new Set(vendors.flatMap((v) => v.credentialQueryParams ?? []));
+  const handle = (c: Context, vendor: VendorSurface, route: VendorRoute, deps: DispatchDeps) =>
+    handleRoute(c, vendor, route, deps, queryCredentials);
   for (const vendor of vendors) {
     for (const route of vendor.routes) {
       app.on(route.method, `/${vendor.name}${route.path}`, (c) => handle(c, vendor, route, deps));
@@ -35,8 +40,12 @@ export function mountGateway(
   for (const claims of root.values()) {
     const { route } = claims[0]!;
     app.on(route.method, route.path, (c) => {
+      const query = new URL(c.req.url).searchParams;
       const chosen = claims.find((x) =>
-        x.vendor.rootMarkerHeader && c.req.header(x.vendor.rootMarkerHeader)
+        (x.vendor.rootMarkerHeader && c.req.header(x.vendor.rootMarkerHeader)) ||
+        x.vendor.credentialQueryParams?.some((name) =>
+          query.has(name)
+        )
       ) ??
         claims[0]!;
       return handle(c, chosen.vendor, chosen.route, deps);
@@ -59,11 +68,12 @@ export function mountGateway(
   });
 }
 
-async function handle(
+async function handleRoute(
   c: Context,
   vendor: VendorSurface,
   route: VendorRoute,
   deps: DispatchDeps,
+  queryCredentials: ReadonlySet<string>,
 ): Promise<Response> {
   c.set("vendor" as never, vendor as never);
   // Our id is always fresh (usage records are keyed by it); a client's own id is kept for tracing
@@ -72,14 +82,35 @@ async function handle(
   const given = c.req.header("x-request-id");
   const traceId = given && REQUEST_ID.test(given) ? given : requestId;
   c.set("requestId" as never, traceId as never);
+  const url = new URL(c.req.url);
+  for (const name of queryCredentials) {
+    if (url.searchParams.has(name) && !vendor.credentialQueryParams?.includes(name)) {
+      throw new GatewayError(
+        401,
+        "invalid_request_error",
+        `API keys are not accepted in the URL query ("${name}"); send the key in a header.`,
+        null,
+        "invalid_api_key",
+      );
+    }
+  }
   if (route.serve === "models") {
-    await deps.auth.authenticate(vendor.clientCredential(c.req.raw.headers));
+    await deps.auth.authenticate(vendor.clientCredential(c.req.raw.headers, url));
     const res = vendor.modelsResponse(offeredModels(deps.registry, vendor.name));
     res.headers.set("x-request-id", traceId);
     return res;
   }
-  const url = new URL(c.req.url);
-  const upstreamPath = stripPrefix(vendor, url.pathname) + url.search;
+  const vendorUrl = new URL(url);
+  vendorUrl.pathname = stripPrefix(vendor, url.pathname);
+  if (route.model === "path" && !vendor.modelFromPath?.(vendorUrl.pathname)) {
+    throw new GatewayError(
+      404,
+      "invalid_request_error",
+      `Invalid URL (${c.req.method} ${vendorUrl.pathname})`,
+    );
+  }
+  const upstreamPath = vendor.upstreamPathFor?.(vendorUrl) ??
+    vendorUrl.pathname + vendorUrl.search;
   return await dispatch(deps, vendor, route, c.req.raw, upstreamPath, { requestId, traceId });
 }
 

@@ -2,19 +2,19 @@
  * OpenAI: routes, credentials, error envelope, usage metering and the include_usage round trip.
  * https://platform.openai.com/docs/api-reference — wire facts in reference/vendor-wire.md §1.
  */
-import { createOpenAIMeter } from "../metering/openai.ts";
-import { ensureIncludeUsage, UsageChunkStripper } from "../metering/include_usage.ts";
+import { createOpenAIMeter, mapOpenAIUsage } from "../metering/openai.ts";
 import {
   extractOpenAIModerationInput,
   openAIModerationBlockedResponse,
 } from "./openai_moderation.ts";
-import type { MeterResult, VendorError, VendorSurface } from "./types.ts";
-
-const json = (body: unknown, status: number, headers?: HeadersInit) => {
-  const res = new Response(JSON.stringify(body), { status, headers });
-  res.headers.set("content-type", "application/json");
-  return res;
-};
+import {
+  applyBearer,
+  bearerCredential,
+  includeUsageExactness,
+  openAIErrorResponse,
+  openAIModelsResponse,
+} from "./openai_compat.ts";
+import type { VendorSurface } from "./types.ts";
 
 export const openai: VendorSurface = {
   name: "openai",
@@ -37,14 +37,8 @@ export const openai: VendorSurface = {
   ],
   credentialHeaders: ["authorization", "openai-organization", "openai-project"],
 
-  clientCredential(headers) {
-    const auth = headers.get("authorization") ?? "";
-    return auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() || null : null;
-  },
-
-  applyCredential(headers, key) {
-    headers.set("authorization", `Bearer ${key}`);
-  },
+  clientCredential: bearerCredential,
+  applyCredential: applyBearer,
 
   shouldRotateKey(status, bodyText) {
     if (status === 401) return true;
@@ -60,60 +54,14 @@ export const openai: VendorSurface = {
       contentType: context.contentType,
     }),
 
-  usageExactness: {
-    prepareRequest(path, body) {
-      if (!path.startsWith("/v1/chat/completions")) return { body, restore: false };
-      const prepared = ensureIncludeUsage(body);
-      return { body: prepared.body, restore: prepared.added };
-    },
-    restoreResponse() {
-      const stripper = new UsageChunkStripper();
-      const transform = new TransformStream<Uint8Array, Uint8Array>({
-        transform: (chunk, controller) => {
-          const out = stripper.push(chunk);
-          if (out.length) controller.enqueue(out);
-        },
-        flush: (controller) => {
-          const out = stripper.end();
-          if (out.length) controller.enqueue(out);
-        },
-      });
-      const result = (): MeterResult => {
-        const mapped = stripper.usage;
-        return {
-          usage: mapped?.usage ?? null,
-          promptTokens: mapped?.promptTokens ?? 0,
-          model: stripper.model,
-          serviceTier: stripper.serviceTier,
-          complete: stripper.sawDone,
-        };
-      };
-      return { transform, result };
-    },
-  },
-
-  errorResponse(error: VendorError, headers?: HeadersInit) {
-    return json(
-      {
-        error: {
-          message: error.message,
-          type: error.type,
-          param: error.param ?? null,
-          code: error.code,
-        },
-      },
-      error.status,
-      headers,
-    );
-  },
+  usageExactness: includeUsageExactness(
+    (path) => path.startsWith("/v1/chat/completions"),
+    (raw) => mapOpenAIUsage(raw, "chat"),
+  ),
+  errorResponse: openAIErrorResponse,
 
   moderationBlockedResponse: openAIModerationBlockedResponse,
   moderationInput: extractOpenAIModerationInput,
 
-  modelsResponse(models) {
-    return json({
-      object: "list",
-      data: models.map((id) => ({ id, object: "model", created: 0, owned_by: "aqueduct" })),
-    }, 200);
-  },
+  modelsResponse: (models) => openAIModelsResponse(models),
 };

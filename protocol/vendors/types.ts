@@ -12,8 +12,11 @@ export interface ExtractedModerationContent {
   truncated: boolean;
 }
 
-/** How the hub learns the model (and whether to expect a body) for one route. */
-export type ModelSource = "json" | "multipart" | "none";
+/**
+ * How the hub learns the model (and whether to expect a body) for one route. `path`: a JSON body,
+ * with the model in the URL path (read by the vendor's `modelFromPath`).
+ */
+export type ModelSource = "json" | "multipart" | "none" | "path";
 
 export interface VendorRoute {
   method: "GET" | "POST" | "DELETE";
@@ -79,8 +82,20 @@ export interface VendorSurface {
   readonly rootMarkerHeader?: string;
   /** Routes the hub serves for this vendor (vendor paths, without the hub's vendor prefix). */
   readonly routes: readonly VendorRoute[];
-  /** Hub: the credential a client presented, if any. */
-  clientCredential(headers: Headers): string | null;
+  /** Hub: the credential a client presented (headers, or the URL when the vendor allows it). */
+  clientCredential(headers: Headers, url?: URL): string | null;
+  /** Query parameters that may carry a client credential (e.g. `key`); other vendors refuse them. */
+  readonly credentialQueryParams?: readonly string[];
+  /**
+   * Hub: the model named by a vendor path (no hub prefix, query allowed) for `model: "path"`
+   * routes; null when the path names no model or no method this vendor serves (then 404).
+   */
+  modelFromPath?(path: string): string | null;
+  /**
+   * Hub: the path + query to forward for a vendor URL (no hub prefix), e.g. without the
+   * credential query parameter. Default: path and query unchanged.
+   */
+  upstreamPathFor?(url: URL): string;
   /** Request headers that carry client credentials (stripped before forwarding). */
   readonly credentialHeaders: readonly string[];
   /** Agent: put the real credential on the upstream request. */
