@@ -3,6 +3,7 @@
  * the vendor's answer streams back as RESPONSE_HEAD / RESPONSE_BODY / RESPONSE_END, each chunk
  * sent the moment it arrives (within the hub's credit). ABORT cancels the vendor call at once.
  */
+import { HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import { SendWindow, type SessionBudget, StreamClosedError } from "../../protocol/flow.ts";
 import { BodyKind, type ControlFrame, type Frame } from "../../protocol/frames.ts";
 import { InboundBody, pumpBody } from "../../protocol/stream_body.ts";
@@ -29,13 +30,7 @@ export interface AgentStreamDeps {
 }
 
 /** Response headers that describe the hop, not the content. */
-const HOP_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "content-length",
-  "content-encoding",
-]);
+const HOP_HEADERS = new Set([...HOP_BY_HOP_HEADERS, "content-encoding"]);
 
 export class AgentStream {
   readonly #abort = new AbortController();

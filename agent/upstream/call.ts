@@ -4,6 +4,7 @@
  * quota is gone. Request bodies are kept in memory only while they are small enough to replay.
  */
 import type { Frame } from "../../protocol/frames.ts";
+import { concatBytes, HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import type { VendorSurface } from "../../protocol/vendors/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Channel } from "../config.ts";
@@ -13,18 +14,7 @@ import { type DevUpstreams, upstreamUrl } from "./whitelist.ts";
 export const REPLAYABLE_BODY_BYTES_MAX = 8 * 1024 * 1024;
 
 /** Request headers never forwarded upstream (hop-by-hop, or set by fetch/us). */
-const DROP_HEADERS = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "te",
-  "upgrade",
-  "proxy-authorization",
-  "content-length",
-  "accept-encoding",
-  "x-request-id",
-]);
+const DROP_HEADERS = new Set([...HOP_BY_HOP_HEADERS, "accept-encoding", "x-request-id"]);
 
 /** Statuses whose body may say "this key is unusable" (the vendor module decides from the body). */
 const KEY_PROBLEM_STATUSES = [400, 401, 402, 403, 429];
@@ -131,12 +121,5 @@ async function bufferIfSmall(
       }, { highWaterMark: 0 });
     }
   }
-  if (size === 0) return null;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return size === 0 ? null : concatBytes(chunks, size);
 }

@@ -5,6 +5,7 @@
  * the side. Vendor knowledge comes only from the `VendorSurface`.
  */
 import type { Clock } from "../../protocol/clock.ts";
+import { HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import type { Meter, VendorRoute, VendorSurface } from "../../protocol/vendors/types.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { Limiter, Reservation } from "../limits/mod.ts";
@@ -180,13 +181,7 @@ export async function dispatch(
 
 /** Client headers never forwarded: hop-by-hop, ours, or describing the client's connection. */
 const DROP = new Set([
-  "host",
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "te",
-  "upgrade",
-  "content-length",
+  ...HOP_BY_HOP_HEADERS,
   "accept-encoding",
   "cookie",
   "x-request-id",

@@ -7,6 +7,7 @@ import { JsonTopLevelSniffer } from "../../protocol/sniff/json_fields.ts";
 import { MultipartFieldSniffer } from "../../protocol/sniff/multipart_field.ts";
 import type { ModelSource } from "../../protocol/vendors/types.ts";
 import { GatewayError } from "./errors.ts";
+import { concatBytes } from "../../protocol/http.ts";
 
 export interface SniffedRequest {
   model: string;
@@ -156,7 +157,7 @@ export async function sniffRequest(
   }
   const maxOutputTokens = sniffer.maxOutputTokens();
   if (done) {
-    const bytes = concat(prefix, size);
+    const bytes = concatBytes(prefix, size);
     return { model, body: null, bytes, size, maxOutputTokens };
   }
   // Forward what we have, then the rest, still watching size and a late duplicate model.
@@ -177,17 +178,6 @@ export async function sniffRequest(
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });
   return { model, body, size: Math.max(size, declared), maxOutputTokens };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** A stream over `bytes` in frame-sized views (no copies); null for an empty body. */

@@ -3,7 +3,6 @@
  * bytes as they are forwarded; the mapping itself is in `openai_usage.ts` (re-exported here).
  * Never throws on vendor bytes; memory is bounded whatever the response size.
  */
-import type { Usage } from "../usage.ts";
 import { type SseEvent, SseParser } from "./sse.ts";
 import { JsonUsageTail, strings } from "./json_tail.ts";
 import { keyEquals, parseJsonSlice, scanMembersBackward } from "./json_scan.ts";
@@ -22,27 +21,9 @@ export {
   openAISurface,
 } from "./openai_usage.ts";
 
-/** What a meter measured for one response. */
-export interface MeterResult {
-  /** Null when the response carried no usage (cut stream, no `include_usage`, binary, error). */
-  usage: Usage | null;
-  /** Prompt size as OpenAI counts it, cached tokens included (for prompt-length tiers). */
-  promptTokens: number;
-  /** The model the vendor reports (e.g. a dated snapshot), when seen. */
-  model?: string;
-  /** `service_tier` as reported (e.g. "default", "flex", "priority"), when seen. */
-  serviceTier?: string;
-  /** The response ended properly (`[DONE]`, a terminal event, a whole JSON body, any binary). */
-  complete: boolean;
-}
-
-/** An incremental per-request meter: `push` every forwarded chunk, then `end` once. */
-export interface UsageMeter {
-  /** Takes the next response chunk (not kept: the caller may forward or reuse it). */
-  push(chunk: Uint8Array): void;
-  /** The stream or body ended (normally or not): the measurement. */
-  end(): MeterResult;
-}
+/** The meter contract lives with the vendor surface; these names are kept for the meters. */
+export type { Meter as UsageMeter, MeterResult } from "../vendors/types.ts";
+import type { Meter as UsageMeter, MeterResult } from "../vendors/types.ts";
 
 /** What {@link createOpenAIMeter} needs to know about the request and response. */
 export interface OpenAIMeterOptions {
