@@ -1,7 +1,9 @@
 /** `agent channel add|list|remove`: edits channels.json (0600) atomically; a running agent picks it up. */
 import { parseArgs } from "node:util";
 import { sha256, toHex } from "../protocol/encoding.ts";
-import { type Channel, paths, readChannels, writeJsonAtomic } from "./config.ts";
+import { vendorNamed } from "../protocol/vendors/registry.ts";
+import { type Channel, CHANNEL_ENDPOINT, paths, readChannels, writeJsonAtomic } from "./config.ts";
+import { upstreamOrigin } from "./upstream/whitelist.ts";
 
 export async function channelCommand(
   args: string[],
@@ -17,6 +19,7 @@ export async function channelCommand(
       rpm: { type: "string" },
       tpm: { type: "string" },
       id: { type: "string" },
+      endpoint: { type: "string" },
       dir: { type: "string" },
     },
   });
@@ -47,6 +50,11 @@ export async function channelCommand(
     `${values.vendor}-${channels.filter((c) => c.vendor === values.vendor).length + 1}`;
   if (!/^[A-Za-z0-9._-]{1,80}$/.test(id)) throw new TypeError(`--id "${id}" is malformed`);
   if (channels.some((c) => c.id === id)) throw new Error(`channel "${id}" exists; remove it first`);
+  if (values.endpoint !== undefined && !CHANNEL_ENDPOINT.test(values.endpoint)) {
+    throw new TypeError(
+      `--endpoint "${values.endpoint}" is malformed (expected ${CHANNEL_ENDPOINT})`,
+    );
+  }
   const channel: Channel = {
     id,
     vendor: values.vendor,
@@ -54,7 +62,11 @@ export async function channelCommand(
     rpm: count(values.rpm, "--rpm"),
     tpm: count(values.tpm, "--tpm"),
     keys: values.key,
+    ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
   };
+  // Vendors on per-account hosts need the endpoint: refuse a channel that could never be called.
+  const vendor = vendorNamed(channel.vendor);
+  if (vendor) upstreamOrigin(vendor, channel);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   await writeJsonAtomic(paths(dir).channels, { channels: [...channels, channel] });
   console.log(id);

@@ -23,7 +23,15 @@ export interface AgentConfig {
 export interface Channel extends ChannelCapability {
   /** Real vendor credentials; the first is used, the rest are fallbacks. */
   keys: string[];
+  /**
+   * The owner's endpoint name, for vendors whose API host depends on the account (e.g. the
+   * resource of a per-resource host); the vendor module turns it into the origin. Agent-only.
+   */
+  endpoint?: string;
 }
+
+/** What `--endpoint` may be: a lower-case DNS label (it becomes part of a host name). */
+export const CHANNEL_ENDPOINT = /^[a-z0-9-]{2,64}$/;
 
 export const paths = (dir: string) => ({
   key: join(dir, "agent.key"),

@@ -4,7 +4,8 @@
  *   agent init --hub URL --hub-key KEY [--hub-fingerprint sha256:…]… [--agent-id ID] [--dir DIR]
  *   agent set-id ID [--dir DIR]
  *   agent run [--dir DIR]
- *   agent channel add --vendor V --key K [--key K2] [--models a,b] [--rpm N] [--tpm N] [--id ID] [--dir DIR]
+ *   agent channel add --vendor V --key K [--key K2] [--models a,b] [--rpm N] [--tpm N] [--id ID]
+ *                     [--endpoint NAME] [--dir DIR]   (NAME: e.g. the resource of a per-resource host)
  *   agent channel list|remove --id ID [--dir DIR]
  */
 import { parseArgs } from "node:util";
@@ -26,11 +27,12 @@ import {
 } from "./config.ts";
 import {
   allowedNetHosts,
+  channelNetHosts,
   hasUnrestrictedNet,
   lockedRunFlags,
   parseDevUpstreams,
 } from "./permissions.ts";
-import type { DevUpstreams } from "./upstream/whitelist.ts";
+import { type DevUpstreams, vendorForChannel } from "./upstream/whitelist.ts";
 import type { Frame } from "../protocol/frames.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
@@ -141,6 +143,12 @@ async function run(args: string[]): Promise<number> {
   const watcher = watchChannels(dir, async () => {
     channels = await readChannels(dir);
     supervisor.updateCapabilities();
+    // `--allow-net` was fixed at start: a channel on a new per-account host needs a restart.
+    for (const host of channelNetHosts(channels)) {
+      if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
+        log.warn("a channel's host is not allowed in this run; restart the agent", { host });
+      }
+    }
   });
   const stop = () => supervisor.shutdown();
   Deno.addSignalListener("SIGINT", stop);
@@ -160,7 +168,7 @@ async function run(args: string[]): Promise<number> {
 
 /** Re-executes `agent run` with the network narrowed to the hub and the official vendor hosts. */
 async function runLocked(dir: string, url: string): Promise<number> {
-  const hosts = allowedNetHosts(url, Deno.env.get("AGENT_DEV_UPSTREAMS"));
+  const hosts = allowedNetHosts(url, Deno.env.get("AGENT_DEV_UPSTREAMS"), await readChannels(dir));
   const self = fileURLToPath(import.meta.url);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...lockedRunFlags(dir, hosts), self, "run", "--dir", dir],
@@ -208,7 +216,12 @@ function resolveChannel(channels: Channel[], request: Frame<"request">) {
   }
   const vendor = vendorNamed(channel.vendor);
   if (!vendor) return `vendor ${channel.vendor} is not supported by this agent version`;
-  return { vendor, channel };
+  try {
+    // Vendors on per-account hosts call this channel's own origin (e.g. its resource).
+    return { vendor: vendorForChannel(vendor, channel), channel };
+  } catch (e) {
+    return `channel "${channel.id}": ${e instanceof Error ? e.message : String(e)}`;
+  }
 }
 
 function devUpstreams(): DevUpstreams | undefined {

@@ -5,6 +5,9 @@
  * A release binary has the same flags baked in and runs directly.
  */
 import { OFFICIAL_VENDOR_HOSTS } from "../protocol/vendors/hosts.ts";
+import { vendorNamed } from "../protocol/vendors/registry.ts";
+import type { UpstreamChannel } from "../protocol/vendors/types.ts";
+import { upstreamNetHost } from "./upstream/whitelist.ts";
 
 /** Env vars the locked agent may read (npm:ws probes the two WS_ ones at load). */
 export const AGENT_ENV_ALLOWED = [
@@ -25,12 +28,44 @@ export function hubNetAddress(tunnelUrl: string): string {
   return `${url.hostname}:${port}`;
 }
 
+/** A channel as far as its host goes: the vendor and, for per-account hosts, the endpoint. */
+export type NetChannel = UpstreamChannel & { vendor: string };
+
 /**
- * Hosts the agent may reach: the hub, the official vendor hosts, and — tests only — the local
- * fakes named by AGENT_DEV_UPSTREAMS (`{"api.openai.com": "http://127.0.0.1:PORT"}`).
+ * The per-channel hosts of vendors whose host depends on the owner's account (e.g.
+ * `<resource>.<vendor host>:443`); channels without a usable endpoint add nothing (the agent
+ * refuses their requests anyway).
  */
-export function allowedNetHosts(tunnelUrl: string, devUpstreams?: string): string[] {
-  const hosts = new Set([hubNetAddress(tunnelUrl), ...OFFICIAL_VENDOR_HOSTS]);
+export function channelNetHosts(channels: readonly NetChannel[]): string[] {
+  const hosts = new Set<string>();
+  for (const channel of channels) {
+    const vendor = vendorNamed(channel.vendor);
+    if (!vendor?.upstreamOriginFor) continue;
+    try {
+      hosts.add(upstreamNetHost(vendor, channel));
+    } catch {
+      // no or a malformed endpoint: nothing to allow
+    }
+  }
+  return [...hosts];
+}
+
+/**
+ * Hosts the agent may reach: the hub, the official vendor hosts, the per-account hosts of the
+ * configured `channels` ({@link channelNetHosts}; a channel added later needs a restart), and —
+ * tests only — the local fakes named by AGENT_DEV_UPSTREAMS
+ * (`{"api.openai.com": "http://127.0.0.1:PORT"}`).
+ */
+export function allowedNetHosts(
+  tunnelUrl: string,
+  devUpstreams?: string,
+  channels: readonly NetChannel[] = [],
+): string[] {
+  const hosts = new Set([
+    hubNetAddress(tunnelUrl),
+    ...OFFICIAL_VENDOR_HOSTS,
+    ...channelNetHosts(channels),
+  ]);
   if (devUpstreams) {
     for (const target of Object.values(parseDevUpstreams(devUpstreams))) {
       const url = new URL(target);

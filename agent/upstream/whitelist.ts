@@ -3,7 +3,7 @@
  * a checked path, never anything the hub (or a client) could steer elsewhere. Deno's `--allow-net`
  * lock is the second wall behind this one.
  */
-import type { VendorSurface } from "../../protocol/vendors/types.ts";
+import type { UpstreamChannel, VendorSurface } from "../../protocol/vendors/types.ts";
 
 export class UpstreamRefusedError extends Error {
   override name = "UpstreamRefusedError";
@@ -13,10 +13,59 @@ export class UpstreamRefusedError extends Error {
 export type DevUpstreams = Record<string, string>;
 
 /**
- * Builds the upstream URL for `path` (path + query as the vendor expects it).
+ * The origin `vendor` calls for `channel`: `upstreamOriginFor(channel)` when the vendor's host
+ * depends on the owner's account (e.g. a per-resource host), else the fixed `upstreamOrigin`.
+ * Throws `UpstreamRefusedError` when the channel lacks what the vendor needs (e.g. `endpoint`).
+ */
+export function upstreamOrigin(vendor: VendorSurface, channel?: UpstreamChannel): string {
+  if (!vendor.upstreamOriginFor) return vendor.upstreamOrigin;
+  if (!channel) {
+    throw new UpstreamRefusedError(`Refusing upstream for ${vendor.name}: the channel is unknown`);
+  }
+  let origin: string;
+  try {
+    origin = vendor.upstreamOriginFor(channel);
+  } catch (e) {
+    throw new UpstreamRefusedError(
+      `Refusing upstream for ${vendor.name}: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  const url = new URL(origin);
+  if (url.protocol !== "https:" || url.origin !== origin) {
+    throw new UpstreamRefusedError(`Refusing upstream for ${vendor.name}: bad origin ${origin}`);
+  }
+  return origin;
+}
+
+/**
+ * `vendor` with its upstream origin fixed to `channel`'s (see {@link upstreamOrigin}), for code
+ * that sees only the vendor; vendors with one official origin are returned as they are.
+ * Throws `UpstreamRefusedError` like {@link upstreamOrigin}.
+ */
+export function vendorForChannel(vendor: VendorSurface, channel: UpstreamChannel): VendorSurface {
+  if (!vendor.upstreamOriginFor) return vendor;
+  const origin = upstreamOrigin(vendor, channel);
+  return { ...vendor, upstreamOrigin: origin, upstreamOriginFor: undefined };
+}
+
+/** `host:port` of the origin `vendor` calls for `channel` (for the agent's `--allow-net`). */
+export function upstreamNetHost(vendor: VendorSurface, channel?: UpstreamChannel): string {
+  const url = new URL(upstreamOrigin(vendor, channel));
+  return `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+}
+
+/**
+ * Builds the upstream URL for `path` (path + query as the vendor expects it), on the vendor's
+ * origin for `channel` (see {@link upstreamOrigin}); AGENT_DEV_UPSTREAMS (`dev`) maps that
+ * official host to a local fake.
  * Throws `UpstreamRefusedError` for anything that is not a plain path under the vendor's prefixes.
  */
-export function upstreamUrl(vendor: VendorSurface, path: string, dev?: DevUpstreams): URL {
+export function upstreamUrl(
+  vendor: VendorSurface,
+  path: string,
+  dev?: DevUpstreams,
+  channel?: UpstreamChannel,
+): URL {
   const refuse = (why: string): never => {
     throw new UpstreamRefusedError(`Refusing upstream path for ${vendor.name}: ${why}`);
   };
@@ -33,8 +82,8 @@ export function upstreamUrl(vendor: VendorSurface, path: string, dev?: DevUpstre
   if (!vendor.upstreamPathPrefixes.some((prefix) => pathname.startsWith(prefix))) {
     refuse(`path is outside ${vendor.upstreamPathPrefixes.join(", ")}`);
   }
-  const official = new URL(vendor.upstreamOrigin);
-  const origin = dev?.[official.host] ?? vendor.upstreamOrigin;
+  const officialOrigin = upstreamOrigin(vendor, channel);
+  const origin = dev?.[new URL(officialOrigin).host] ?? officialOrigin;
   const url = new URL(origin + path);
   if (url.origin !== new URL(origin).origin) refuse("path changes the origin");
   return url;

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { openai } from "../../protocol/vendors/openai.ts";
-import { UpstreamRefusedError, upstreamUrl } from "./whitelist.ts";
+import { azure } from "../../protocol/vendors/azure.ts";
+import {
+  upstreamNetHost,
+  UpstreamRefusedError,
+  upstreamUrl,
+  vendorForChannel,
+} from "./whitelist.ts";
 
 Deno.test("upstream URLs are the official origin plus a checked path", () => {
   assert.equal(
@@ -38,4 +44,26 @@ Deno.test("paths that could leave the official host or prefix are refused", () =
   ) {
     assert.throws(() => upstreamUrl(openai, path), UpstreamRefusedError, path);
   }
+});
+
+Deno.test("vendors on per-account hosts call the channel's own origin", () => {
+  const channel = { endpoint: "contoso-east" };
+  const path = "/openai/deployments/d/chat/completions?api-version=2024-10-21";
+  assert.equal(
+    upstreamUrl(azure, path, undefined, channel).href,
+    `https://contoso-east.openai.azure.com${path}`,
+  );
+  const dev = { "contoso-east.openai.azure.com": "http://127.0.0.1:9999" };
+  assert.equal(upstreamUrl(azure, path, dev, channel).href, `http://127.0.0.1:9999${path}`);
+  // Bound to the channel (what the agent hands to the call), the plain signature works too.
+  const bound = vendorForChannel(azure, channel);
+  assert.equal(bound.upstreamOrigin, "https://contoso-east.openai.azure.com");
+  assert.equal(upstreamUrl(bound, path).href, `https://contoso-east.openai.azure.com${path}`);
+  assert.equal(vendorForChannel(openai, channel), openai);
+  assert.equal(upstreamNetHost(azure, channel), "contoso-east.openai.azure.com:443");
+  // Without a (valid) endpoint there is nowhere to call.
+  assert.throws(() => upstreamUrl(azure, path), UpstreamRefusedError);
+  assert.throws(() => upstreamUrl(azure, path, undefined, {}), UpstreamRefusedError);
+  assert.throws(() => vendorForChannel(azure, { endpoint: "evil.com" }), UpstreamRefusedError);
+  assert.throws(() => upstreamUrl(bound, "/v1/chat/completions"), UpstreamRefusedError);
 });

@@ -66,11 +66,23 @@ export interface UsageExactness {
   restoreResponse(): { transform: TransformStream<Uint8Array, Uint8Array>; result(): MeterResult };
 }
 
+/** What a vendor may read from an agent channel to choose its upstream origin. */
+export interface UpstreamChannel {
+  /** Owner-specific endpoint name (e.g. a per-resource host label); validated by the vendor. */
+  endpoint?: string;
+}
+
 export interface VendorSurface {
   /** Name in frames, channels and logs, e.g. "openai". */
   readonly name: string;
   /** Official API origin the agent calls; no configurable base URL exists. */
   readonly upstreamOrigin: string;
+  /**
+   * Agent: the API origin for one channel when the vendor's host depends on the owner's account
+   * (a per-resource host). Throws when the channel lacks a valid `endpoint`. When present it
+   * replaces `upstreamOrigin`, and its host joins the agent's `--allow-net` per channel.
+   */
+  upstreamOriginFor?(channel: UpstreamChannel): string;
   /** `host:port` entries for the agent's `--allow-net`. */
   readonly hosts: readonly string[];
   /** Upstream path prefixes the agent may call. */
