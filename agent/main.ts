@@ -32,7 +32,7 @@ import {
   lockedRunFlags,
   parseDevUpstreams,
 } from "./permissions.ts";
-import { type DevUpstreams, vendorForChannel } from "./upstream/whitelist.ts";
+import type { DevUpstreams } from "./upstream/whitelist.ts";
 import type { Frame } from "../protocol/frames.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
@@ -216,12 +216,7 @@ function resolveChannel(channels: Channel[], request: Frame<"request">) {
   }
   const vendor = vendorNamed(channel.vendor);
   if (!vendor) return `vendor ${channel.vendor} is not supported by this agent version`;
-  try {
-    // Vendors on per-account hosts call this channel's own origin (e.g. its resource).
-    return { vendor: vendorForChannel(vendor, channel), channel };
-  } catch (e) {
-    return `channel "${channel.id}": ${e instanceof Error ? e.message : String(e)}`;
-  }
+  return { vendor, channel };
 }
 
 function devUpstreams(): DevUpstreams | undefined {

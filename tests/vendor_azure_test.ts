@@ -249,7 +249,8 @@ Deno.test("AzureOpenAI SDK through the hub: chat, stream, embeddings, usage, err
       assert.deepEqual(viaHub.bytes, direct.bytes);
     });
 
-    await t.step("a missing api-version is refused in Azure's envelope", async () => {
+    await t.step("a missing api-version is refused by the hub in Azure's envelope", async () => {
+      const before = stack.fake.requests.length;
       const res = await post(
         `${stack.hub.url}/azure/openai/deployments/${CHAT}/chat/completions`,
         { "api-key": stack.key },
@@ -257,6 +258,7 @@ Deno.test("AzureOpenAI SDK through the hub: chat, stream, embeddings, usage, err
       );
       assert.equal(res.status, 400);
       assert.equal(JSON.parse(decoder.decode(res.bytes)).error.code, "MissingApiVersionParameter");
+      assert.equal(stack.fake.requests.length, before, "nothing dispatched");
     });
 
     await t.step(

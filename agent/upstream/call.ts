@@ -44,7 +44,7 @@ export async function callUpstream(
   options: CallOptions,
 ): Promise<UpstreamCall> {
   const { vendor, channel } = options;
-  const url = upstreamUrl(vendor, request.path, options.dev);
+  const url = upstreamUrl(vendor, request.path, options.dev, channel);
   const headers = new Headers();
   for (const [name, value] of Object.entries(request.headers)) {
     const lower = name.toLowerCase();

@@ -37,17 +37,6 @@ export function upstreamOrigin(vendor: VendorSurface, channel?: UpstreamChannel)
   return origin;
 }
 
-/**
- * `vendor` with its upstream origin fixed to `channel`'s (see {@link upstreamOrigin}), for code
- * that sees only the vendor; vendors with one official origin are returned as they are.
- * Throws `UpstreamRefusedError` like {@link upstreamOrigin}.
- */
-export function vendorForChannel(vendor: VendorSurface, channel: UpstreamChannel): VendorSurface {
-  if (!vendor.upstreamOriginFor) return vendor;
-  const origin = upstreamOrigin(vendor, channel);
-  return { ...vendor, upstreamOrigin: origin, upstreamOriginFor: undefined };
-}
-
 /** `host:port` of the origin `vendor` calls for `channel` (for the agent's `--allow-net`). */
 export function upstreamNetHost(vendor: VendorSurface, channel?: UpstreamChannel): string {
   const url = new URL(upstreamOrigin(vendor, channel));

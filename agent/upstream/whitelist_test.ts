@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { openai } from "../../protocol/vendors/openai.ts";
 import { azure } from "../../protocol/vendors/azure.ts";
-import {
-  upstreamNetHost,
-  UpstreamRefusedError,
-  upstreamUrl,
-  vendorForChannel,
-} from "./whitelist.ts";
+import { upstreamNetHost, UpstreamRefusedError, upstreamUrl } from "./whitelist.ts";
 
 Deno.test("upstream URLs are the official origin plus a checked path", () => {
   assert.equal(
@@ -55,15 +50,20 @@ Deno.test("vendors on per-account hosts call the channel's own origin", () => {
   );
   const dev = { "contoso-east.openai.azure.com": "http://127.0.0.1:9999" };
   assert.equal(upstreamUrl(azure, path, dev, channel).href, `http://127.0.0.1:9999${path}`);
-  // Bound to the channel (what the agent hands to the call), the plain signature works too.
-  const bound = vendorForChannel(azure, channel);
-  assert.equal(bound.upstreamOrigin, "https://contoso-east.openai.azure.com");
-  assert.equal(upstreamUrl(bound, path).href, `https://contoso-east.openai.azure.com${path}`);
-  assert.equal(vendorForChannel(openai, channel), openai);
+  assert.equal(
+    upstreamUrl(azure, path, undefined, channel).href,
+    `https://contoso-east.openai.azure.com${path}`,
+  );
+  assert.equal(
+    upstreamUrl(openai, "/v1/models", undefined, channel).origin,
+    "https://api.openai.com",
+  );
   assert.equal(upstreamNetHost(azure, channel), "contoso-east.openai.azure.com:443");
   // Without a (valid) endpoint there is nowhere to call.
   assert.throws(() => upstreamUrl(azure, path), UpstreamRefusedError);
   assert.throws(() => upstreamUrl(azure, path, undefined, {}), UpstreamRefusedError);
-  assert.throws(() => vendorForChannel(azure, { endpoint: "evil.com" }), UpstreamRefusedError);
-  assert.throws(() => upstreamUrl(bound, "/v1/chat/completions"), UpstreamRefusedError);
+  assert.throws(
+    () => upstreamUrl(azure, path, undefined, { endpoint: "evil.com" }),
+    UpstreamRefusedError,
+  );
 });

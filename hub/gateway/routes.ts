@@ -109,6 +109,16 @@ async function handleRoute(
       `Invalid URL (${c.req.method} ${vendorUrl.pathname})`,
     );
   }
+  const refusal = vendor.rejectRequest?.(vendorUrl);
+  if (refusal) {
+    throw new GatewayError(
+      refusal.status,
+      refusal.type,
+      refusal.message,
+      refusal.param ?? null,
+      refusal.code,
+    );
+  }
   const upstreamPath = vendor.upstreamPathFor?.(vendorUrl) ??
     vendorUrl.pathname + vendorUrl.search;
   return await dispatch(deps, vendor, route, c.req.raw, upstreamPath, { requestId, traceId });

@@ -17,8 +17,8 @@
  * Streams: the first chunk may be `{"choices":[],"model":"","prompt_filter_results":[…]}`; the
  * OpenAI meter skips the empty model and finds the usage chunk by `usage != null`.
  *
- * `api-version` is required outside `/openai/v1` (Azure answers without it in its own envelope,
- * {@link azureMissingApiVersion}); the hub forwards such requests and the resource answers.
+ * `api-version` is required outside `/openai/v1`: the hub answers a request without it in Azure's
+ * envelope ({@link azureMissingApiVersion}) and dispatches nothing.
  * Not yet: Azure's realtime WebSocket, batch and files, Entra (`azureADTokenProvider`) channel
  * credentials.
  */
@@ -146,6 +146,10 @@ const routes: VendorRoute[] = [
 
 export const azure: VendorSurface = {
   name: "azure",
+  rejectRequest: (url) =>
+    azureNeedsApiVersion(url.pathname) && !url.searchParams.get("api-version")
+      ? azureMissingApiVersion()
+      : null,
   // Never called as is: every channel has its own resource host (upstreamOriginFor).
   upstreamOrigin: "https://openai.azure.com",
   upstreamOriginFor: azureOrigin,

@@ -120,6 +120,11 @@ export interface VendorSurface {
   readonly usageExactness?: UsageExactness;
   /** The vendor's error envelope. */
   errorResponse(error: VendorError, headers?: HeadersInit): Response;
+  /**
+   * Hub: a request the vendor would refuse outright (e.g. a required query parameter missing),
+   * answered before anything is dispatched; null when the request may go on.
+   */
+  rejectRequest?(url: URL): VendorError | null;
   /** The answer to a request the moderation chain blocked. */
   moderationBlockedResponse(): Response;
   /** Hub: the text and image parts of a parsed request body, for moderation. */
