@@ -41,3 +41,22 @@ export class StoreNotFoundError extends Error {
     this.id = id;
   }
 }
+
+/**
+ * A hold or a charge was refused because the user's available balance (the balance minus
+ * what is already held) cannot cover it. Nothing was written. Callers answer "402 Payment
+ * Required".
+ */
+export class InsufficientFundsError extends Error {
+  /** The user whose balance is short. */
+  readonly userId: string;
+  /** The amount that was refused, in canonical `formatUsd` form. */
+  readonly amount: string;
+
+  constructor(userId: string, amount: string, options?: ErrorOptions) {
+    super(`Cannot take ${amount} USD from ${userId}: the available balance is lower`, options);
+    this.name = "InsufficientFundsError";
+    this.userId = userId;
+    this.amount = amount;
+  }
+}

@@ -215,6 +215,117 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: ["ALTER TABLE users ADD COLUMN limits TEXT"],
     mysql: mysqlAddColumn("users", "limits", "MEDIUMTEXT NULL"),
   },
+  {
+    // Billing (see _billing.ts). `reservations`: money moved out of `users.balance` while a
+    // request runs ("held"), then "settled" or "released". `ledger_entries`: each agent's gapless
+    // hash chain (protocol/chain.ts), amounts kept as the exact text that was hashed.
+    // `ledger_heads`: each chain's last seq/hash and running totals. `postings`: double entry,
+    // three signed rows per settled request (user −charge, agent +payout, platform margin)
+    // summing to zero.
+    version: 5,
+    name: "billing: reservations, ledger, postings",
+    sqlite: [
+      `CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        amount TEXT NOT NULL CHECK (amount NOT LIKE '-%'),
+        status TEXT NOT NULL CHECK (status IN ('held', 'settled', 'released')),
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        closed_at_ms INTEGER,
+        request_id TEXT
+      ) STRICT`,
+      "CREATE INDEX reservations_expiry ON reservations (status, expires_at_ms)",
+      "CREATE INDEX reservations_user ON reservations (user_id, status)",
+      `CREATE TABLE ledger_entries (
+        agent_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        reservation_id TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        model TEXT NOT NULL,
+        usage_json TEXT NOT NULL,
+        price_version INTEGER NOT NULL,
+        official TEXT NOT NULL,
+        user_charge TEXT NOT NULL,
+        agent_payout TEXT NOT NULL,
+        completed_at_ms INTEGER NOT NULL,
+        settled_at_ms INTEGER NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (agent_id, seq),
+        CONSTRAINT ledger_entries_request_id UNIQUE (request_id)
+      ) STRICT`,
+      `CREATE TABLE ledger_heads (
+        agent_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        official TEXT NOT NULL,
+        user_charge TEXT NOT NULL,
+        agent_payout TEXT NOT NULL
+      ) STRICT`,
+      `CREATE TABLE postings (
+        request_id TEXT NOT NULL,
+        account TEXT NOT NULL CHECK (account IN ('user', 'agent', 'platform')),
+        account_id TEXT NOT NULL,
+        amount TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (request_id, account)
+      ) STRICT`,
+      "CREATE INDEX postings_account ON postings (account, account_id)",
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS reservations (
+        id VARCHAR(128) NOT NULL PRIMARY KEY,
+        user_id VARCHAR(40) NOT NULL,
+        amount DECIMAL(38,12) NOT NULL CHECK (amount >= 0),
+        status VARCHAR(16) NOT NULL CHECK (status IN ('held', 'settled', 'released')),
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        closed_at_ms BIGINT NULL,
+        request_id VARCHAR(128) NULL,
+        KEY reservations_expiry (status, expires_at_ms),
+        KEY reservations_user (user_id, status),
+        CONSTRAINT reservations_user_fk FOREIGN KEY (user_id) REFERENCES users (id)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS ledger_entries (
+        agent_id VARCHAR(40) NOT NULL,
+        seq BIGINT NOT NULL,
+        request_id VARCHAR(128) NOT NULL,
+        reservation_id VARCHAR(128) NOT NULL,
+        vendor VARCHAR(40) NOT NULL,
+        model VARCHAR(200) NOT NULL,
+        usage_json TEXT NOT NULL,
+        price_version BIGINT NOT NULL,
+        official VARCHAR(64) NOT NULL,
+        user_charge VARCHAR(64) NOT NULL,
+        agent_payout VARCHAR(64) NOT NULL,
+        completed_at_ms BIGINT NOT NULL,
+        settled_at_ms BIGINT NOT NULL,
+        prev_hash CHAR(64) NOT NULL,
+        hash CHAR(64) NOT NULL,
+        PRIMARY KEY (agent_id, seq),
+        UNIQUE KEY ledger_entries_request_id (request_id)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS ledger_heads (
+        agent_id VARCHAR(40) NOT NULL PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        hash CHAR(64) NOT NULL,
+        official DECIMAL(38,12) NOT NULL,
+        user_charge DECIMAL(38,12) NOT NULL,
+        agent_payout DECIMAL(38,12) NOT NULL
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS postings (
+        request_id VARCHAR(128) NOT NULL,
+        account VARCHAR(16) NOT NULL CHECK (account IN ('user', 'agent', 'platform')),
+        account_id VARCHAR(40) NOT NULL,
+        amount DECIMAL(38,12) NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (request_id, account),
+        KEY postings_account (account, account_id)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 /** The version a fully migrated database reports. */

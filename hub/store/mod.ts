@@ -15,9 +15,18 @@
  */
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import type { UsageRecord } from "../../protocol/usage.ts";
+import type { BillingStore } from "./_billing_types.ts";
 import { parseStoreDsn } from "./dsn.ts";
 
-export { StoreConflictError, StoreNotFoundError } from "./errors.ts";
+export { InsufficientFundsError, StoreConflictError, StoreNotFoundError } from "./errors.ts";
+export type {
+  BillingStore,
+  NewReservation,
+  Posting,
+  ReservationRecord,
+  ReservationStatus,
+  Settlement,
+} from "./_billing_types.ts";
 export { redactDsn } from "./dsn.ts";
 export { LATEST_VERSION } from "./migrations.ts";
 export { formatUsd, parseUsd } from "./_money.ts";
@@ -140,9 +149,10 @@ export interface UsageFilter {
 
 /**
  * The hub store. Every method is a single atomic write or read: a rejected call leaves
- * nothing behind. Input validation belongs to the admin API, not here.
+ * nothing behind. Input validation belongs to the admin API, not here. Billing (holds,
+ * settlement, the agents' ledgers) is documented on `BillingStore`.
  */
-export interface HubStore {
+export interface HubStore extends BillingStore {
   readonly kind: "sqlite" | "mysql";
   /** Inserts a new agent; throws `StoreConflictError` (field `"publicKey"`) for a known key. */
   createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord>;

@@ -14,7 +14,10 @@ import {
   rowToAgent,
 } from "./_rows.ts";
 import type { StoreLocation } from "./dsn.ts";
+import type { ChainHead, LedgerEntry } from "../../protocol/chain.ts";
 import { MysqlAccounts } from "./_mysql_accounts.ts";
+import { MysqlBilling } from "./_mysql_billing.ts";
+import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
 import { MysqlUsage } from "./_mysql_usage.ts";
 import { StoreConflictError } from "./errors.ts";
 import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
@@ -122,11 +125,13 @@ class MysqlStore implements HubStore {
   #closed = false;
   #accounts: MysqlAccounts;
   #usage: MysqlUsage;
+  #billing: MysqlBilling;
 
   constructor(pool: Pool) {
     this.#pool = pool;
     this.#accounts = new MysqlAccounts(pool);
     this.#usage = new MysqlUsage(pool);
+    this.#billing = new MysqlBilling(pool);
   }
 
   async createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord> {
@@ -233,6 +238,46 @@ class MysqlStore implements HubStore {
 
   listUsage(filter: UsageFilter): Promise<(UsageRecord & UsageContext)[]> {
     return this.#usage.listUsage(filter);
+  }
+
+  reserve(reservation: NewReservation, nowMs: number): Promise<ReservationRecord> {
+    return this.#billing.reserve(reservation, nowMs);
+  }
+
+  getReservation(id: string): Promise<ReservationRecord | null> {
+    return this.#billing.getReservation(id);
+  }
+
+  settle(settlement: Settlement): Promise<LedgerEntry> {
+    return this.#billing.settle(settlement);
+  }
+
+  release(id: string, nowMs = Date.now()): Promise<boolean> {
+    return this.#billing.release(id, nowMs);
+  }
+
+  releaseExpired(nowMs: number, limit = 100): Promise<number> {
+    return this.#billing.releaseExpired(nowMs, limit);
+  }
+
+  ledgerHead(agentId: string): Promise<ChainHead | null> {
+    return this.#billing.ledgerHead(agentId);
+  }
+
+  ledgerEntries(agentId: string, fromSeq: number, limit: number): Promise<LedgerEntry[]> {
+    return this.#billing.ledgerEntries(agentId, fromSeq, limit);
+  }
+
+  ledgerHashAt(agentId: string, seq: number): Promise<string | null> {
+    return this.#billing.ledgerHashAt(agentId, seq);
+  }
+
+  agentBalance(agentId: string): Promise<string> {
+    return this.#billing.agentBalance(agentId);
+  }
+
+  postings(requestId: string): Promise<Posting[]> {
+    return this.#billing.postings(requestId);
   }
 
   schemaVersion(): Promise<number> {

@@ -15,7 +15,10 @@ import {
   newAgentRecord,
   rowToAgent,
 } from "./_rows.ts";
+import type { ChainHead, LedgerEntry } from "../../protocol/chain.ts";
 import { SqliteAccounts } from "./_sqlite_accounts.ts";
+import { SqliteBilling } from "./_sqlite_billing.ts";
+import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
 import { SqliteUsage } from "./_sqlite_usage.ts";
 import type { StoredUsage } from "./_usage.ts";
 import { StoreConflictError } from "./errors.ts";
@@ -96,11 +99,13 @@ class SqliteStore implements HubStore {
   #disable: StatementSync;
   #accounts: SqliteAccounts;
   #usage: SqliteUsage;
+  #billing: SqliteBilling;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#accounts = new SqliteAccounts(db);
     this.#usage = new SqliteUsage(db);
+    this.#billing = new SqliteBilling(db);
     this.#insertAgent = db.prepare(
       `INSERT INTO agents (id, name, public_key, key_id, tier, disabled, created_at_ms)
        VALUES (?, ?, ?, ?, ?, 0, ?)`,
@@ -202,6 +207,46 @@ class SqliteStore implements HubStore {
 
   listUsage(filter: UsageFilter): Promise<StoredUsage[]> {
     return Promise.try(() => this.#usage.listUsage(filter));
+  }
+
+  reserve(reservation: NewReservation, nowMs: number): Promise<ReservationRecord> {
+    return Promise.try(() => this.#billing.reserve(reservation, nowMs));
+  }
+
+  getReservation(id: string): Promise<ReservationRecord | null> {
+    return Promise.try(() => this.#billing.getReservation(id));
+  }
+
+  settle(settlement: Settlement): Promise<LedgerEntry> {
+    return Promise.try(() => this.#billing.settle(settlement));
+  }
+
+  release(id: string, nowMs = Date.now()): Promise<boolean> {
+    return Promise.try(() => this.#billing.release(id, nowMs));
+  }
+
+  releaseExpired(nowMs: number, limit = 100): Promise<number> {
+    return Promise.try(() => this.#billing.releaseExpired(nowMs, limit));
+  }
+
+  ledgerHead(agentId: string): Promise<ChainHead | null> {
+    return Promise.try(() => this.#billing.ledgerHead(agentId));
+  }
+
+  ledgerEntries(agentId: string, fromSeq: number, limit: number): Promise<LedgerEntry[]> {
+    return Promise.try(() => this.#billing.ledgerEntries(agentId, fromSeq, limit));
+  }
+
+  ledgerHashAt(agentId: string, seq: number): Promise<string | null> {
+    return Promise.try(() => this.#billing.ledgerHashAt(agentId, seq));
+  }
+
+  agentBalance(agentId: string): Promise<string> {
+    return Promise.try(() => this.#billing.agentBalance(agentId));
+  }
+
+  postings(requestId: string): Promise<Posting[]> {
+    return Promise.try(() => this.#billing.postings(requestId));
   }
 
   schemaVersion(): Promise<number> {

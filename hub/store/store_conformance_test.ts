@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import { ACCOUNT_CASES } from "./_test_account_cases.ts";
+import { BILLING_CASES } from "./_test_billing_cases.ts";
+import { BILLING_CONCURRENCY_CASES } from "./_test_billing_concurrency_cases.ts";
 import { USAGE_CASES } from "./_test_usage_cases.ts";
 import { USAGE_LIST_CASES } from "./_test_usage_list_cases.ts";
 import { USER_LIMITS_CASES } from "./_test_user_limits_cases.ts";
@@ -169,6 +171,8 @@ function conformance(backend: Backend): void {
         ...USER_LIMITS_CASES,
         ...USAGE_CASES,
         ...USAGE_LIST_CASES,
+        ...BILLING_CASES,
+        ...BILLING_CONCURRENCY_CASES,
       ];
       for (const c of cases) {
         if (c.persistentOnly && !backend.persistent) continue;
