@@ -46,6 +46,16 @@ export async function channelCommand(
     throw new TypeError("--vendor is required (e.g. openai)");
   }
   if (!values.key?.length) throw new TypeError("--key is required (repeat it for fallback keys)");
+  // `--key @file` reads the key from a file (e.g. a Vertex service-account JSON), so it never sits
+  // in a shell history or a process list; the content is stored like any key.
+  const keys = await Promise.all(values.key.map(async (key) => {
+    if (!key.startsWith("@")) return key;
+    try {
+      return (await Deno.readTextFile(key.slice(1))).trim();
+    } catch (e) {
+      throw new Error(`--key ${key}: cannot read the file (${e instanceof Error ? e.name : e})`);
+    }
+  }));
   const id = values.id ??
     `${values.vendor}-${channels.filter((c) => c.vendor === values.vendor).length + 1}`;
   if (!/^[A-Za-z0-9._-]{1,80}$/.test(id)) throw new TypeError(`--id "${id}" is malformed`);
@@ -61,12 +71,14 @@ export async function channelCommand(
     models: values.models ? values.models.split(",").map((m) => m.trim()).filter(Boolean) : [],
     rpm: count(values.rpm, "--rpm"),
     tpm: count(values.tpm, "--tpm"),
-    keys: values.key,
+    keys,
     ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
   };
   // Vendors on per-account hosts need the endpoint: refuse a channel that could never be called.
   const vendor = vendorNamed(channel.vendor);
   if (vendor) upstreamOrigin(vendor, channel);
+  // Vendors whose key has a shape (e.g. a service-account JSON) refuse a malformed one now.
+  if (vendor?.validateKey) { for (const key of keys) vendor.validateKey(key); }
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   await writeJsonAtomic(paths(dir).channels, { channels: [...channels, channel] });
   console.log(id);

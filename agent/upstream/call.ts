@@ -5,10 +5,10 @@
  */
 import type { Frame } from "../../protocol/frames.ts";
 import { concatBytes, HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
-import type { VendorSurface } from "../../protocol/vendors/types.ts";
+import type { CredentialFetch, VendorSurface } from "../../protocol/vendors/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Channel } from "../config.ts";
-import { type DevUpstreams, upstreamUrl } from "./whitelist.ts";
+import { credentialFetch, type DevUpstreams, upstreamUrl } from "./whitelist.ts";
 
 /** Bodies up to this size are buffered, so a rejected key can be retried with the next one. */
 export const REPLAYABLE_BODY_BYTES_MAX = 8 * 1024 * 1024;
@@ -64,10 +64,40 @@ export async function callUpstream(
   const replayable = payload === null || payload instanceof Uint8Array;
   const keys = channel.keys;
   let rotations = 0;
+  let fetcher: CredentialFetch | undefined;
   for (let attempt = 0; attempt < keys.length; attempt++) {
     const index = ((options.firstKey ?? 0) + attempt) % keys.length;
-    vendor.applyCredential(headers, keys[index]!);
-    const response = await fetch(url, {
+    let target = url;
+    if (vendor.credentialFor) {
+      // An asynchronous credential (e.g. an OAuth token minted from the key, cached by the vendor).
+      let credential;
+      try {
+        credential = await vendor.credentialFor(
+          { key: keys[index]!, path: request.path },
+          fetcher ??= credentialFetch(vendor, options.dev),
+          Date.now(),
+        );
+      } catch (e) {
+        // Nothing was sent yet, so the next key can always be tried. The message never holds a key.
+        if (attempt === keys.length - 1) throw e;
+        options.onKeyRejected?.(index, 401);
+        options.log.warn("no credential from a channel key; trying the next", {
+          channel: channel.id,
+          keyIndex: index,
+          error: e instanceof Error ? e.message : String(e),
+        });
+        rotations++;
+        continue;
+      }
+      for (const name of vendor.credentialHeaders) headers.delete(name);
+      for (const [name, value] of Object.entries(credential.headers)) headers.set(name, value);
+      if (credential.path !== undefined) {
+        target = upstreamUrl(vendor, credential.path, options.dev, channel);
+      }
+    } else {
+      vendor.applyCredential(headers, keys[index]!);
+    }
+    const response = await fetch(target, {
       method: request.method,
       headers,
       body: payload as BodyInit | null,

@@ -3,7 +3,11 @@
  * a checked path, never anything the hub (or a client) could steer elsewhere. Deno's `--allow-net`
  * lock is the second wall behind this one.
  */
-import type { UpstreamChannel, VendorSurface } from "../../protocol/vendors/types.ts";
+import type {
+  CredentialFetch,
+  UpstreamChannel,
+  VendorSurface,
+} from "../../protocol/vendors/types.ts";
 
 export class UpstreamRefusedError extends Error {
   override name = "UpstreamRefusedError";
@@ -17,14 +21,18 @@ export type DevUpstreams = Record<string, string>;
  * depends on the owner's account (e.g. a per-resource host), else the fixed `upstreamOrigin`.
  * Throws `UpstreamRefusedError` when the channel lacks what the vendor needs (e.g. `endpoint`).
  */
-export function upstreamOrigin(vendor: VendorSurface, channel?: UpstreamChannel): string {
+export function upstreamOrigin(
+  vendor: VendorSurface,
+  channel?: UpstreamChannel,
+  path?: string,
+): string {
   if (!vendor.upstreamOriginFor) return vendor.upstreamOrigin;
   if (!channel) {
     throw new UpstreamRefusedError(`Refusing upstream for ${vendor.name}: the channel is unknown`);
   }
   let origin: string;
   try {
-    origin = vendor.upstreamOriginFor(channel);
+    origin = vendor.upstreamOriginFor(channel, path);
   } catch (e) {
     throw new UpstreamRefusedError(
       `Refusing upstream for ${vendor.name}: ${e instanceof Error ? e.message : String(e)}`,
@@ -71,9 +79,29 @@ export function upstreamUrl(
   if (!vendor.upstreamPathPrefixes.some((prefix) => pathname.startsWith(prefix))) {
     refuse(`path is outside ${vendor.upstreamPathPrefixes.join(", ")}`);
   }
-  const officialOrigin = upstreamOrigin(vendor, channel);
+  const officialOrigin = upstreamOrigin(vendor, channel, path);
   const origin = dev?.[new URL(officialOrigin).host] ?? officialOrigin;
   const url = new URL(origin + path);
   if (url.origin !== new URL(origin).origin) refuse("path changes the origin");
   return url;
+}
+
+/**
+ * The `fetch` a vendor's `credentialFor` gets: `https://` URLs on the vendor's own `hosts` only
+ * (e.g. Google's OAuth token endpoint), never redirected; AGENT_DEV_UPSTREAMS (`dev`) maps the
+ * official host to a local fake.
+ */
+export function credentialFetch(vendor: VendorSurface, dev?: DevUpstreams): CredentialFetch {
+  return (target, init) => {
+    const url = new URL(target);
+    const host = `${url.hostname}:${url.port || "443"}`;
+    if (url.protocol !== "https:" || url.username || url.password || !vendor.hosts.includes(host)) {
+      throw new UpstreamRefusedError(
+        `Refusing credential request for ${vendor.name}: ${url.origin} is not an official host`,
+      );
+    }
+    const mapped = dev?.[url.host];
+    const final = mapped ? new URL(url.pathname + url.search, mapped) : url;
+    return fetch(final, { ...init, redirect: "manual" });
+  };
 }

@@ -11,6 +11,7 @@ import { gemini } from "./gemini.ts";
 import { dashscope } from "./dashscope.ts";
 import { deepseek } from "./deepseek.ts";
 import { openai } from "./openai.ts";
+import { vertex } from "./vertex.ts";
 import type { VendorSurface } from "./types.ts";
 
 export const VENDORS: readonly VendorSurface[] = [
@@ -20,6 +21,7 @@ export const VENDORS: readonly VendorSurface[] = [
   dashscope,
   gemini,
   azure,
+  vertex,
 ];
 
 export function vendorNamed(name: string): VendorSurface | undefined {

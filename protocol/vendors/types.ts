@@ -72,6 +72,12 @@ export interface UpstreamChannel {
   endpoint?: string;
 }
 
+/**
+ * Agent: `fetch` for a vendor's own credential exchange (e.g. an OAuth token endpoint). Only
+ * `https://` URLs on the vendor's `hosts` are allowed; AGENT_DEV_UPSTREAMS redirects them in tests.
+ */
+export type CredentialFetch = (url: string, init: RequestInit) => Promise<Response>;
+
 export interface VendorSurface {
   /** Name in frames, channels and logs, e.g. "openai". */
   readonly name: string;
@@ -81,8 +87,10 @@ export interface VendorSurface {
    * Agent: the API origin for one channel when the vendor's host depends on the owner's account
    * (a per-resource host). Throws when the channel lacks a valid `endpoint`. When present it
    * replaces `upstreamOrigin`, and its host joins the agent's `--allow-net` per channel.
+   * `path` (the upstream path + query, when known): vendors whose host also depends on the request
+   * (e.g. Vertex's location) check it against the channel and throw on a mismatch.
    */
-  upstreamOriginFor?(channel: UpstreamChannel): string;
+  upstreamOriginFor?(channel: UpstreamChannel, path?: string): string;
   /** `host:port` entries for the agent's `--allow-net`. */
   readonly hosts: readonly string[];
   /** Upstream path prefixes the agent may call. */
@@ -112,6 +120,20 @@ export interface VendorSurface {
   readonly credentialHeaders: readonly string[];
   /** Agent: put the real credential on the upstream request. */
   applyCredential(headers: Headers, key: string): void;
+  /**
+   * Agent: an asynchronous credential (e.g. an OAuth access token minted from the channel key and
+   * cached). When present the agent awaits it instead of calling `applyCredential`: it sets the
+   * returned headers (after removing `credentialHeaders`) and, when `path` is returned, calls that
+   * path instead (re-checked like any upstream path). Throws when no credential can be had; the
+   * message must never contain the key.
+   */
+  credentialFor?(
+    request: { key: string; path: string },
+    fetcher: CredentialFetch,
+    nowMs: number,
+  ): Promise<{ headers: Record<string, string>; path?: string }>;
+  /** `agent channel add`: throws (a message without the key) when a key cannot be this vendor's. */
+  validateKey?(key: string): void;
   /** Agent: does this upstream answer mean "this key is unusable, try the next one"? */
   shouldRotateKey(status: number, bodyText: string): boolean;
   /** Both sides: a usage meter for one response. */
