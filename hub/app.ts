@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { errorMessage, type Logger } from "../runtime/log.ts";
 import { type AdminDeps, adminRoutes } from "./admin/routes.ts";
 import { usageRoutes } from "./admin/usage.ts";
+import { ledgerRoutes } from "./admin/ledger.ts";
 import { userRoutes } from "./admin/users.ts";
 import type { HubConfig } from "./config.ts";
 import { type GatewayWiring, mountVendorGateway } from "./gateway/mod.ts";
@@ -17,6 +18,7 @@ export interface AppDeps extends AdminDeps {
   routing: GatewayWiring["routing"];
   limiter: GatewayWiring["limiter"];
   onUsage?: GatewayWiring["onUsage"];
+  biller?: GatewayWiring["biller"];
 }
 
 export function hubApp(deps: AppDeps): Hono {
@@ -29,6 +31,7 @@ export function hubApp(deps: AppDeps): Hono {
   const admin = adminRoutes(deps);
   admin.route("/", userRoutes(deps));
   admin.route("/", usageRoutes(deps));
+  admin.route("/", ledgerRoutes(deps));
   app.route("/admin", admin);
   mountVendorGateway(app, deps);
   app.notFound((c) =>

@@ -26,6 +26,14 @@ export interface HubConfig {
     model?: string;
     failOpen: boolean;
   };
+  billing: {
+    /**
+     * A request for a model the price table does not know: `allow` serves it without a hold,
+     * charge or ledger entry (a warning is logged once per model); `refuse` answers 400
+     * "no price for model X" before dispatch.
+     */
+    unpriced: "allow" | "refuse";
+  };
   logLevel: LogLevel;
 }
 
@@ -50,6 +58,7 @@ const KEYS = [
   "HUB_MODERATION_KEYWORDS",
   "HUB_MODERATION_MODEL",
   "HUB_MODERATION_FAIL_OPEN",
+  "HUB_UNPRICED_MODELS",
   "LOG_LEVEL",
 ] as const;
 type Key = typeof KEYS[number];
@@ -138,6 +147,7 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
       model: src.HUB_MODERATION_MODEL,
       failOpen: src.HUB_MODERATION_FAIL_OPEN === "true",
     },
+    billing: { unpriced: parseUnpriced(src.HUB_UNPRICED_MODELS) },
     logLevel: parseLogLevel(src.LOG_LEVEL),
   };
 }
@@ -174,4 +184,9 @@ function parseScale(value: string | undefined): number {
     throw new RangeError(`Invalid HUB_LIMITS_LOCAL_SCALE "${value}": expected (0, 1]`);
   }
   return n;
+}
+
+function parseUnpriced(value: string | undefined): "allow" | "refuse" {
+  if (value === undefined || value === "allow" || value === "refuse") return value ?? "allow";
+  throw new TypeError(`Invalid HUB_UNPRICED_MODELS "${value}": expected allow or refuse`);
 }

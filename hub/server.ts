@@ -5,7 +5,7 @@
 import { CloseCode } from "../protocol/close_codes.ts";
 import { type Clock, systemClock } from "../protocol/clock.ts";
 import type { Signer } from "../protocol/identity.ts";
-import { createLogger, type Logger } from "../runtime/log.ts";
+import { createLogger, errorMessage, type Logger } from "../runtime/log.ts";
 import { hubApp } from "./app.ts";
 import type { HubConfig } from "./config.ts";
 import { loadOrCreateIdentity } from "./identity_file.ts";
@@ -23,6 +23,7 @@ import { BreakerBoard } from "./routing/breaker.ts";
 import { DEFAULT_PAYOUT_RATIOS } from "./routing/grades.ts";
 import { StatsBoard } from "./routing/stats.ts";
 import { UsageWriter } from "./billing/usage_writer.ts";
+import { Biller } from "./billing/biller.ts";
 
 export const TUNNEL_PATH = "/tunnel/connect";
 export const PROBE_PATH = "/tunnel/probe/";
@@ -61,6 +62,22 @@ export async function startHub(
   };
   const limiter = createLimiter(config, clock, log);
   const usageWriter = new UsageWriter(store, log.with({ component: "usage" }));
+  const billingLog = log.with({ component: "billing" });
+  const biller = new Biller({
+    store,
+    clock,
+    log: billingLog,
+    stats: routing.stats,
+    payoutTable: routing.payoutTable,
+    unpriced: config.billing.unpriced,
+  });
+  // Holds whose request never finished (a crashed hub, a lost stream) go back to the balance.
+  const sweeper = setInterval(() => {
+    store.releaseExpired(clock.nowMs()).then(
+      (n) => n > 0 && billingLog.warn("released expired billing holds", { count: n }),
+      (e) => billingLog.error("releasing expired holds failed", { error: errorMessage(e) }),
+    );
+  }, 60_000);
   const app = hubApp({
     routing,
     limiter,
@@ -73,6 +90,7 @@ export async function startHub(
     config,
     // Usage is kept per request for billing, written in batches (see usage_writer.ts).
     onUsage: (record, context) => usageWriter.add({ record, context }),
+    biller,
   });
 
   const tls = config.tls
@@ -110,6 +128,7 @@ export async function startHub(
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(sweeper);
       await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
       await server.shutdown();
       await usageWriter.flush();

@@ -14,6 +14,7 @@ import type { Outcome, StatsBoard } from "../routing/stats.ts";
 import type { UsageContext } from "../store/mod.ts";
 import type { StreamEnd } from "../tunnel/hub_stream.ts";
 import { actualTokenUnits } from "./limits.ts";
+import type { Biller, BillingHold } from "../billing/biller.ts";
 
 export interface Finished {
   end: StreamEnd;
@@ -29,6 +30,8 @@ export interface Finished {
   durationMs: number;
   reservations: Reservation[];
   releaseSlot?: () => Promise<void>;
+  /** The billing hold placed before dispatch (`null`: the request is not billed). */
+  hold?: BillingHold | null;
 }
 
 export interface AccountingDeps {
@@ -36,6 +39,8 @@ export interface AccountingDeps {
   stats: StatsBoard;
   breakers: BreakerBoard;
   limiter: Limiter;
+  /** Holds, settles and releases request costs; absent: nothing is billed. */
+  biller?: Biller;
   onUsage?: (record: UsageRecord, context: UsageContext) => void;
 }
 
@@ -89,14 +94,29 @@ export function finish(deps: AccountingDeps, log: Logger, f: Finished): void {
     outputTokens: usage?.outputTokens,
     keyRotations: agent?.keyRotations,
   });
-  if (!agent || !usage) return;
-  deps.onUsage?.({
-    requestId: f.requestId,
-    vendor: f.vendor,
-    model: agent.model ?? f.hubMeter.model ?? f.model,
-    promptTokens: agent.promptTokens ?? f.hubMeter.promptTokens,
-    serviceTier: agent.serviceTier ?? f.hubMeter.serviceTier,
-    completedAtMs: deps.clock.nowMs(),
-    usage,
-  }, f.context);
+  const record: UsageRecord | null = agent && usage
+    ? {
+      requestId: f.requestId,
+      vendor: f.vendor,
+      model: agent.model ?? f.hubMeter.model ?? f.model,
+      promptTokens: agent.promptTokens ?? f.hubMeter.promptTokens,
+      serviceTier: agent.serviceTier ?? f.hubMeter.serviceTier,
+      completedAtMs: deps.clock.nowMs(),
+      usage,
+    }
+    : null;
+  // Billing runs off the request path: a completed request with a count is charged; anything
+  // else (aborted, no count) gives its hold back uncharged.
+  const { hold, context } = { hold: f.hold, context: f.context };
+  if (hold && deps.biller) {
+    const biller = deps.biller;
+    const work = record ? biller.settle(hold, record, context) : biller.release(hold);
+    work.catch((e) =>
+      log.error(record ? "billing settlement failed" : "billing release failed", {
+        reservationId: hold.reservationId,
+        error: errorMessage(e),
+      })
+    );
+  }
+  if (record) deps.onUsage?.(record, f.context);
 }

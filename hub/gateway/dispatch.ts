@@ -17,6 +17,7 @@ import type { SessionRegistry } from "../tunnel/registry.ts";
 import type { KeyAuthenticator } from "./auth.ts";
 import { type AccountingDeps, finish } from "./accounting.ts";
 import { runAttempts } from "./attempts.ts";
+import type { BillingHold } from "../billing/biller.ts";
 import { GatewayError } from "./errors.ts";
 import { estimateTokens, limitRules, parseKeyLimits } from "./limits.ts";
 import type { ModerationChain } from "./moderation/mod.ts";
@@ -107,6 +108,22 @@ export async function dispatch(
   const tokens = estimateTokens(sniffed.size, sniffed.maxOutputTokens);
   const charged = await chargeOwners(deps.limiter, key, tokens).catch(abandon);
   const { reservation: keyReservation, releaseSlots: releaseSlot } = charged;
+  const releaseOwners = () =>
+    Promise.all([deps.limiter.release(keyReservation), releaseSlot?.()]).catch(() => {});
+
+  // The worst-case cost is held on the user's balance before any channel is touched.
+  const inputTokens = Math.ceil(sniffed.size / 4);
+  let hold: BillingHold | null = null;
+  try {
+    hold = await deps.biller?.reserve(key, vendor.name, sniffed.model, {
+      inputTokens,
+      outputTokens: tokens - inputTokens,
+    }, requestId) ?? null;
+  } catch (e) {
+    await releaseOwners();
+    if (e instanceof GatewayError) await abandon(e);
+    throw e;
+  }
 
   const hub: { meter?: Meter; ttfbMs: number; bytes: number } = { ttfbMs: -1, bytes: 0 };
   let attempt;
@@ -138,7 +155,12 @@ export async function dispatch(
       body: sniffed.bytes ?? sniffed.body,
     });
   } catch (e) {
-    await Promise.all([deps.limiter.release(keyReservation), releaseSlot?.()]).catch(() => {});
+    await releaseOwners();
+    if (hold) {
+      await deps.biller!.release(hold).catch((err) =>
+        log.error("billing hold release failed", { error: errorMessage(err) })
+      );
+    }
     if (e instanceof GatewayError) await abandon(e);
     throw e;
   }
@@ -169,6 +191,7 @@ export async function dispatch(
       durationMs: deps.clock.monoMs() - started,
       reservations: [keyReservation, attempt.channelReservation],
       releaseSlot,
+      hold,
     })
   ).catch((e) => log.error("usage accounting failed", { error: errorMessage(e) }));
 

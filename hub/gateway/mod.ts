@@ -26,6 +26,8 @@ export interface GatewayWiring {
   config: Pick<HubConfig, "gateway" | "moderation">;
   routing: RoutingState;
   limiter: Limiter;
+  /** Holds and settles request costs; absent: nothing is billed. */
+  biller?: DispatchDeps["biller"];
   onUsage?: DispatchDeps["onUsage"];
 }
 
@@ -71,6 +73,7 @@ export function mountVendorGateway(app: Hono, w: GatewayWiring): DispatchDeps {
     limits: w.config.gateway,
     ...w.routing,
     limiter: w.limiter,
+    biller: w.biller,
     onUsage: w.onUsage,
   };
   mountGateway(app, VENDORS, deps);
