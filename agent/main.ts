@@ -37,6 +37,10 @@ import type { Frame } from "../protocol/frames.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
 import { ChannelLimiters } from "./limits/channels.ts";
+import { AgentLedger } from "./ledger/mod.ts";
+import { SettlementChecker, UsageBook } from "./ledger/verify.ts";
+import { join } from "node:path";
+import { emptyUsage } from "../protocol/usage.ts";
 
 const USAGE =
   `usage: agent <init|set-id|run|channel> [options]  (see agent/main.ts header or README)`;
@@ -118,6 +122,15 @@ async function run(args: string[]): Promise<number> {
   const identity = await signerFromPem(await Deno.readTextFile(paths(dir).key));
   let channels = await readChannels(dir);
   const limiters = new ChannelLimiters();
+  // The agent's own copy of its settlement ledger, checked entry by entry against its own counts.
+  const ledger = await AgentLedger.open(join(dir, "ledger"), { agentId, clock: systemClock });
+  const usageBook = new UsageBook(systemClock);
+  const settlements = new SettlementChecker({
+    ledger,
+    book: usageBook,
+    agentId,
+    log: log.with({ agentId, component: "ledger" }),
+  });
   const supervisor = new TunnelSupervisor({
     tunnelUrl: url,
     certFingerprints: config.hubFingerprints,
@@ -138,6 +151,18 @@ async function run(args: string[]): Promise<number> {
       dev: devUpstreams(),
       limiterFor: (channel) => limiters.for(channel),
       capacity: () => limiters.capacity(),
+      onMetered: (request, result) => {
+        if (!result.usage) return;
+        usageBook.put(request.requestId, {
+          vendor: request.vendor,
+          usage: { ...emptyUsage(), ...result.usage },
+          promptTokens: result.promptTokens,
+          model: result.model,
+          serviceTier: result.serviceTier,
+          atMs: systemClock.nowMs(),
+        });
+      },
+      onSettled: (frame, reply) => void settlements.onSettled(frame, reply),
     },
   });
   const watcher = watchChannels(dir, async () => {
@@ -161,6 +186,8 @@ async function run(args: string[]): Promise<number> {
   });
   const reason = await supervisor.run();
   watcher.close();
+  settlements.close();
+  await ledger.close();
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);
   return reason.kind === "superseded" ? 3 : 0;

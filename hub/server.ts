@@ -70,6 +70,7 @@ export async function startHub(
     stats: routing.stats,
     payoutTable: routing.payoutTable,
     unpriced: config.billing.unpriced,
+    sessionOf: (agentId) => tunnel.registry.get(agentId),
   });
   // Holds whose request never finished (a crashed hub, a lost stream) go back to the balance.
   const sweeper = setInterval(() => {

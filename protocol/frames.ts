@@ -42,6 +42,11 @@ const signature = str(128, B64URL_PATTERN);
 const streamId = uint(0xffff_ffff);
 const timeMs = uint();
 const u32 = uint(0xffff_ffff);
+/** A non-negative decimal string (USD amounts, multipliers, ratios): no sign, exponent or spaces. */
+const decimal = str(40, /^(0|[1-9][0-9]{0,19})(\.[0-9]{1,12})?$/);
+/** A SHA-256 hash as 64 lowercase hex digits. */
+const hash = str(64, /^[0-9a-f]{64}$/);
+const seq = uint();
 
 const channel = object({
   id,
@@ -130,6 +135,34 @@ const CONTROL_SCHEMAS = {
   probe: { token: str(64, B64URL_PATTERN) },
   /** hub → agent: channels the hub will not route to, and why (e.g. too many accounts per IP). */
   channel_status: { refused: array(object({ id, reason: str(300) }), 256) },
+  /**
+   * hub → agent: the ledger entry the hub stored for one request (every `LedgerEntry` field, see
+   * protocol/chain.ts), plus the pricing inputs the agent cannot know: the key's zone multiplier
+   * and the agent's payout ratio at settlement. The agent re-prices its own usage and answers
+   * SETTLE_ACK or DISPUTE.
+   */
+  settled: {
+    agentId: id,
+    seq,
+    requestId: str(128),
+    vendor: str(40, ID_PATTERN),
+    model: str(200),
+    usage,
+    priceVersion: uint(),
+    official: decimal,
+    userCharge: decimal,
+    agentPayout: decimal,
+    completedAtMs: timeMs,
+    settledAtMs: timeMs,
+    prevHash: hash,
+    hash,
+    zoneMultiplier: decimal,
+    payoutRatio: decimal,
+  },
+  /** agent → hub: the entry matches the agent's own count and is appended to its ledger. */
+  settle_ack: { requestId: str(128), seq, hash },
+  /** agent → hub: the entry does not match (kept by the agent as a pending dispute). */
+  dispute: { requestId: str(128), seq, reason: str(500) },
   /** Either side, before closing on purpose, so the peer can log why. */
   goodbye: { reason: str(500), reconnect: bool() },
 } as const satisfies Record<string, Schema>;

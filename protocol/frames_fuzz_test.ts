@@ -223,8 +223,51 @@ const GENERATORS: { [T in ControlType]: (r: Rng) => Frame<T> } = {
     type: "channel_status",
     refused: Array.from({ length: int(r, 4) }, () => ({ id: randId(r), reason: randText(r, 300) })),
   }),
+  settled: (r) => ({
+    type: "settled",
+    agentId: randId(r),
+    seq: randUint(r),
+    requestId: randText(r, 128),
+    vendor: fromAlphabet(r, ID_CHARS, 1 + int(r, 39)),
+    model: randText(r, 200),
+    usage: Object.fromEntries(
+      USAGE_FIELDS.map((f) => [f, randUint(r, Number.MAX_SAFE_INTEGER)]),
+    ) as unknown as Usage,
+    priceVersion: randUint(r),
+    official: randDecimal(r),
+    userCharge: randDecimal(r),
+    agentPayout: randDecimal(r),
+    completedAtMs: randUint(r),
+    settledAtMs: randUint(r),
+    prevHash: randHex64(r),
+    hash: randHex64(r),
+    zoneMultiplier: randDecimal(r),
+    payoutRatio: randDecimal(r),
+  }),
+  settle_ack: (r) => ({
+    type: "settle_ack",
+    requestId: randText(r, 128),
+    seq: randUint(r),
+    hash: randHex64(r),
+  }),
+  dispute: (r) => ({
+    type: "dispute",
+    requestId: randText(r, 128),
+    seq: randUint(r),
+    reason: randText(r, 500),
+  }),
   goodbye: (r) => ({ type: "goodbye", reason: randText(r, 500), reconnect: chance(r, 0.5) }),
 };
+
+function randHex64(r: Rng): string {
+  return fromAlphabet(r, "0123456789abcdef", 64);
+}
+
+/** A canonical non-negative decimal string: "0", "12", "0.000001", "25.50". */
+function randDecimal(r: Rng): string {
+  const whole = chance(r, 0.5) ? "0" : String(1 + int(r, 1_000_000));
+  return chance(r, 0.3) ? whole : `${whole}.${fromAlphabet(r, "0123456789", 1 + int(r, 12))}`;
+}
 
 function randControl(r: Rng): ControlFrame {
   return GENERATORS[choose(r, CONTROL_TYPES)](r) as ControlFrame;

@@ -52,6 +52,11 @@ export type StreamHost =
   & {
     /** Live remaining capacity per channel, reported with every PONG. */
     capacity?: () => { id: string; remainingRpm: number; remainingTpm: number }[];
+    /**
+     * Checks a SETTLED ledger entry against the agent's own count and ledger; each reply
+     * (SETTLE_ACK or DISPUTE) is sent on this connection. Without it SETTLED is ignored.
+     */
+    onSettled?: (frame: Frame<"settled">, reply: (frame: ControlFrame) => void) => void;
   };
 
 export interface ConnectionEnd {
@@ -316,6 +321,11 @@ export class TunnelConnection {
       case "goodbye":
         this.deps.log.info("hub said goodbye", { reason: frame.reason });
         return;
+      case "settled":
+        if (!this.deps.streams?.onSettled) {
+          return this.deps.log.debug("ignoring SETTLED: no ledger", { seq: frame.seq });
+        }
+        return this.deps.streams.onSettled(frame, (f) => this.#send(f));
       default:
         this.deps.log.debug("ignoring frame", { type: frame.type });
     }

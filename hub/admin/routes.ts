@@ -156,6 +156,8 @@ export function adminRoutes(deps: AdminDeps): Hono {
       capabilities: session ? session.capabilities : agent.capabilities,
       lastSeenAt: lastSeen === null ? null : new Date(lastSeen).toISOString(),
       createdAt: new Date(agent.createdAtMs).toISOString(),
+      /** Settlements this agent disputed since the hub started (see SETTLED / DISPUTE frames). */
+      disputes: registry.disputeCount(agent.id),
       ...routingView(agent, (session ? session.capabilities : agent.capabilities)?.channels ?? []),
       session: session
         ? {

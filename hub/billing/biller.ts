@@ -11,6 +11,10 @@
  * - A model with no price: refused before dispatch (400 "no price for model X") when
  *   `unpriced` is `"refuse"`; served without a hold, charge or ledger entry (warned once per
  *   model) when `"allow"`. Requests that name no model at all (e.g. GET /v1/models) are free.
+ * - After a settlement is stored, the entry goes to the agent as a SETTLED frame on its current
+ *   session, with the zone multiplier and payout ratio used; the agent re-prices its own count and
+ *   answers SETTLE_ACK or DISPUTE (hub/tunnel/session.ts). An agent that is offline then gets
+ *   nothing now: its ledger is reconciled against the hub's later (`GET /admin/ledger`).
  * - Prices are the in-memory `DEFAULT_PRICE_TABLE` for now (versioned tables in the store are a
  *   later step); the ledger entry records the table's `version`.
  * @module
@@ -32,6 +36,8 @@ import { errorMessage, type Logger } from "../../runtime/log.ts";
 import { GatewayError } from "../gateway/errors.ts";
 import { gradeOf, type PayoutTable } from "../routing/grades.ts";
 import type { StatsBoard } from "../routing/stats.ts";
+import type { ControlFrame } from "../../protocol/frames.ts";
+import type { LedgerEntry } from "../../protocol/chain.ts";
 import {
   type BillingStore,
   InsufficientFundsError,
@@ -64,6 +70,8 @@ export interface BillerOptions {
   unpriced: UnpricedPolicy;
   prices?: PriceTable;
   zones?: Readonly<Record<string, string>>;
+  /** The agent's live session to send SETTLED on (default: its current tunnel session). */
+  sessionOf: (agentId: string) => { send(frame: ControlFrame): void } | undefined;
 }
 
 /** Token estimate of a request before dispatch. */
@@ -225,8 +233,10 @@ export class Biller {
         settledAtMs: now,
       },
     });
+    const zone = this.#zone(hold.zone), payoutRatio = this.options.payoutTable[grade];
+    let stored: LedgerEntry;
     try {
-      await this.options.store.settle(entry(split.userCharge));
+      stored = await this.options.store.settle(entry(split.userCharge));
     } catch (e) {
       if (!(e instanceof InsufficientFundsError)) throw e;
       this.options.log.warn("charge above the hold and the balance; capped at the hold", {
@@ -234,7 +244,26 @@ export class Biller {
         charge: formatUsd(split.userCharge),
         hold: formatUsd(hold.amount),
       });
-      await this.options.store.settle(entry(hold.amount));
+      stored = await this.options.store.settle(entry(hold.amount));
+    }
+    this.#tellAgent(stored, zone, payoutRatio);
+  }
+
+  /** Sends the stored entry to the agent if it is connected (else: reconciled later). */
+  #tellAgent(e: LedgerEntry, zoneMultiplier: string, payoutRatio: string): void {
+    const session = this.options.sessionOf(e.agentId);
+    if (!session) {
+      this.options.log.info("agent offline at settlement; its ledger is reconciled later", {
+        agentId: e.agentId,
+        requestId: e.requestId,
+        seq: e.seq,
+      });
+      return;
+    }
+    try {
+      session.send({ type: "settled", ...e, usage: { ...e.usage }, zoneMultiplier, payoutRatio });
+    } catch (err) {
+      this.options.log.error("cannot send SETTLED", { seq: e.seq, error: errorMessage(err) });
     }
   }
 

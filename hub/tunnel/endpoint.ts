@@ -245,6 +245,7 @@ export class TunnelEndpoint {
         log.info("agent offline", { code, close: describeClose(code), reason });
         recordSeen(s, false);
       },
+      onDispute: () => this.registry.recordDispute(agentId),
       onCapabilities: (s) => {
         this.egress.evaluate();
         log.info("agent capabilities changed", { channels: s.capabilities.channels.length });

@@ -7,6 +7,16 @@ import type { AgentSession } from "./session.ts";
 export class SessionRegistry {
   readonly #sessions = new Map<string, AgentSession>();
   #generation = 0;
+  /** Settlement disputes per agent since the hub started (in memory; kept across reconnects). */
+  readonly #disputes = new Map<string, number>();
+
+  recordDispute(agentId: string): void {
+    this.#disputes.set(agentId, this.disputeCount(agentId) + 1);
+  }
+
+  disputeCount(agentId: string): number {
+    return this.#disputes.get(agentId) ?? 0;
+  }
 
   /** Monotonic per hub process; a larger generation always wins. */
   nextGeneration(): number {

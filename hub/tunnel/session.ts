@@ -41,6 +41,8 @@ export interface SessionInit {
   /** Called once when the session ends, whatever the reason. */
   onClosed: (session: AgentSession, code: number, reason: string) => void;
   onCapabilities: (session: AgentSession) => void;
+  /** The agent disputed a settlement (counted per agent by the registry). */
+  onDispute?: (session: AgentSession) => void;
 }
 
 interface PendingEcho {
@@ -120,6 +122,21 @@ export class AgentSession {
         return;
       case "goodbye":
         this.#init.log.info("agent said goodbye", { reason: frame.reason });
+        return;
+      case "settle_ack":
+        this.#init.log.debug("agent acknowledged a settlement", {
+          requestId: frame.requestId,
+          seq: frame.seq,
+          hash: frame.hash,
+        });
+        return;
+      case "dispute":
+        this.#init.onDispute?.(this);
+        this.#init.log.error("agent disputes a settlement", {
+          requestId: frame.requestId,
+          seq: frame.seq,
+          reason: frame.reason,
+        });
         return;
       case "response_head":
         return this.#streams.get(frame.stream)?.onHead(frame);
