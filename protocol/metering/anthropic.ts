@@ -14,7 +14,8 @@ import { emptyUsage, type Usage } from "../usage.ts";
 import type { Meter, MeterResult } from "../vendors/types.ts";
 import { JsonUsageTail } from "./json_tail.ts";
 import { keyEquals, parseJsonSlice, scanMembersBackward } from "./json_scan.ts";
-import { type SseEvent, SseParser } from "./sse.ts";
+import type { SseEvent } from "./sse.ts";
+import { SseUsageMeter } from "./sse_meter.ts";
 
 /** A plain JSON object. */
 type Obj = Record<string, unknown>;
@@ -129,47 +130,28 @@ function result(raw: unknown, model: string | undefined, complete: boolean): Met
   return out;
 }
 
-const TAIL_BYTES = 64 << 10;
 const encoder = new TextEncoder();
 
-class AnthropicSseMeter implements Meter {
-  readonly #parser: SseParser;
-  readonly #onEvent = (e: SseEvent) => this.#event(e);
-  #usage: Obj | undefined = undefined;
-  #model: string | undefined = undefined;
-  #complete = false;
-  #failed = false;
-
-  constructor(maxEventBytes?: number) {
-    this.#parser = new SseParser({ maxEventBytes, oversizedTailBytes: TAIL_BYTES });
-  }
-
-  push(chunk: Uint8Array): void {
-    this.#parser.push(chunk, this.#onEvent);
-  }
-
-  end(): MeterResult {
-    this.#parser.end(this.#onEvent);
-    return result(this.#usage, this.#model, this.#complete && !this.#failed);
-  }
+class AnthropicSseMeter extends SseUsageMeter {
+  protected result = result;
 
   /** Only the three events that matter are parsed; deltas and pings are skipped unread. */
-  #event(e: SseEvent): void {
+  protected event(e: SseEvent): void {
     const type = e.event ?? sniffType(e.data);
     if (type === "message_start") {
       if (e.truncated) return this.#fromTail(e.data, 2);
       const message = obj(parseObject(e.data)?.message);
-      if (typeof message?.model === "string") this.#model = message.model;
+      if (typeof message?.model === "string") this.model = message.model;
       const usage = obj(message?.usage);
-      if (usage !== undefined) this.#usage = overwriteUsage(this.#usage, usage);
+      if (usage !== undefined) this.usage = overwriteUsage(this.usage, usage);
     } else if (type === "message_delta") {
       if (e.truncated) return this.#fromTail(e.data, 1);
       const usage = obj(parseObject(e.data)?.usage);
-      if (usage !== undefined) this.#usage = overwriteUsage(this.#usage, usage);
+      if (usage !== undefined) this.usage = overwriteUsage(this.usage, usage);
     } else if (type === "message_stop") {
-      this.#complete = true;
+      this.complete = true;
     } else if (type === "error") {
-      this.#failed = true;
+      this.failed = true;
     }
   }
 
@@ -179,7 +161,7 @@ class AnthropicSseMeter implements Meter {
     scanMembersBackward(b, 0, b.length, depth, (d, ks, ke, vs, ve) => {
       if (d !== depth || !keyEquals(b, ks, ke, "usage")) return false;
       const usage = obj(parseJsonSlice(b, vs, ve));
-      if (usage !== undefined) this.#usage = overwriteUsage(this.#usage, usage);
+      if (usage !== undefined) this.usage = overwriteUsage(this.usage, usage);
       return true;
     });
   }

@@ -15,7 +15,8 @@ import { emptyUsage, type Usage } from "../usage.ts";
 import type { Meter, MeterResult } from "../vendors/types.ts";
 import { isJsonWs, keyEquals, parseJsonSlice, scanMembersBackward } from "./json_scan.ts";
 import { ByteRing } from "./ring.ts";
-import { type SseEvent, SseParser } from "./sse.ts";
+import type { SseEvent } from "./sse.ts";
+import { SseUsageMeter } from "./sse_meter.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -127,32 +128,13 @@ function inspect(value: unknown): Seen {
   return seen;
 }
 
-const TAIL_BYTES = 64 << 10;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-class GeminiSseMeter implements Meter {
-  readonly #parser: SseParser;
-  readonly #onEvent = (e: SseEvent) => this.#event(e);
-  #usage: Obj | undefined = undefined;
-  #model: string | undefined = undefined;
-  #complete = false;
-  #failed = false;
+class GeminiSseMeter extends SseUsageMeter {
+  protected result = result;
 
-  constructor(maxEventBytes?: number) {
-    this.#parser = new SseParser({ maxEventBytes, oversizedTailBytes: TAIL_BYTES });
-  }
-
-  push(chunk: Uint8Array): void {
-    this.#parser.push(chunk, this.#onEvent);
-  }
-
-  end(): MeterResult {
-    this.#parser.end(this.#onEvent);
-    return result(this.#usage, this.#model, this.#complete && !this.#failed);
-  }
-
-  #event(e: SseEvent): void {
+  protected event(e: SseEvent): void {
     if (e.truncated) return this.#fromTail(e.data);
     let value: unknown;
     try {
@@ -161,10 +143,10 @@ class GeminiSseMeter implements Meter {
       return;
     }
     const seen = inspect(value);
-    if (seen.usage !== undefined) this.#usage = seen.usage; // running total: the last one wins
-    if (seen.model !== undefined) this.#model = seen.model;
-    if (seen.finished) this.#complete = true;
-    if (seen.error) this.#failed = true;
+    if (seen.usage !== undefined) this.usage = seen.usage; // running total: the last one wins
+    if (seen.model !== undefined) this.model = seen.model;
+    if (seen.finished) this.complete = true;
+    if (seen.error) this.failed = true;
   }
 
   /** An event too large to keep: its `usageMetadata` and `finishReason` from its last bytes. */
@@ -175,12 +157,12 @@ class GeminiSseMeter implements Meter {
     scanMembersBackward(b, 0, end, 3, (depth, ks, ke, vs, ve) => {
       if (depth === 1 && keyEquals(b, ks, ke, "usageMetadata")) {
         const usage = obj(parseJsonSlice(b, vs, ve));
-        if (usage !== undefined) this.#usage = usage;
+        if (usage !== undefined) this.usage = usage;
       } else if (depth === 1 && keyEquals(b, ks, ke, "modelVersion")) {
         const model = parseJsonSlice(b, vs, ve);
-        if (typeof model === "string") this.#model = model;
+        if (typeof model === "string") this.model = model;
       } else if (depth >= 2 && keyEquals(b, ks, ke, "finishReason")) {
-        this.#complete = true;
+        this.complete = true;
       }
       return false;
     });
