@@ -40,8 +40,27 @@ function toRow(e: LedgerEntry): (string | number)[] {
   ];
 }
 
-// deno-lint-ignore no-explicit-any
-function fromRow(r: any): LedgerEntry {
+/** A `ledger` row as node:sqlite returns it. */
+interface LedgerRow {
+  agent_id: string;
+  seq: number;
+  request_id: string;
+  vendor: string;
+  model: string;
+  usage: string;
+  price_version: number;
+  official: string;
+  user_charge: string;
+  agent_payout: string;
+  completed_at_ms: number;
+  settled_at_ms: number;
+  prev_hash: string;
+  hash: string;
+}
+
+/** Rows come back untyped from node:sqlite; this is the one place that reads their columns. */
+function fromRow(row: Record<string, unknown>): LedgerEntry {
+  const r = row as unknown as LedgerRow;
   return {
     agentId: r.agent_id,
     seq: r.seq,

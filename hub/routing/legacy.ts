@@ -1,5 +1,5 @@
 /**
- * The pre-policy selector the gateway still calls (re-exported by `select.ts`): any online agent
+ * The pre-policy selector, kept for internal requests (the LLM moderator) and the model list: any online agent
  * with a channel of the vendor that serves the model, least loaded first. It stays, unchanged in
  * behaviour, until the gateway switches to `select` with candidates from `candidates.ts`.
  * @module
