@@ -1,7 +1,7 @@
 /**
- * The pre-policy selector, kept for internal requests (the LLM moderator) and the model list: any online agent
- * with a channel of the vendor that serves the model, least loaded first. It stays, unchanged in
- * behaviour, until the gateway switches to `select` with candidates from `candidates.ts`.
+ * The simple selector kept for the hub's own requests (the LLM moderator) and the model list:
+ * any online agent with a channel of the vendor that serves the model, least loaded first.
+ * Client traffic goes through `select` with candidates from `candidates.ts`.
  * @module
  */
 import type { SessionRegistry } from "../tunnel/registry.ts";
