@@ -162,7 +162,10 @@ Deno.test("verifySettlement: an honest entry passes; tampered ones get the right
     return v.reason;
   };
   // amounts
-  assert.match(await reasonFor({ ...frame, userCharge: "9.99" }), /^userCharge 9\.99 differs/);
+  assert.match(await reasonFor({ ...frame, userCharge: "9.99" }), /^userCharge 9\.99 is above/);
+  // A lower user charge (the hub capped it at the hold) is the hub's business: only the hash,
+  // computed here over the original charge, then disagrees.
+  assert.doesNotMatch(await reasonFor({ ...frame, userCharge: "0.00" }), /^userCharge/);
   assert.match(await reasonFor({ ...frame, agentPayout: "0.00" }), /^agentPayout 0\.00 differs/);
   assert.match(await reasonFor({ ...frame, official: "0.01" }), /^official 0\.01 differs/);
   // a payout ratio that does not match the payout the hub wrote
@@ -216,14 +219,14 @@ Deno.test("SettlementChecker: appends and acks in seq order, disputes a tampered
     assert.equal(replies.at(-1)!.type, "settle_ack");
     assert.equal(ledger.head().seq, 2);
     // tampered amount → dispute kept in the ledger, nothing appended
-    await checker.onSettled({ ...f3, userCharge: "1.00" }, reply);
+    await checker.onSettled({ ...f3, agentPayout: "1.00" }, reply);
     const last = replies.at(-1) as Frame<"dispute">;
     assert.equal(last.type, "dispute");
     assert.equal(last.requestId, "req_3");
-    assert.match(last.reason, /^userCharge 1\.00 differs/);
+    assert.match(last.reason, /^agentPayout 1\.00 differs/);
     assert.equal(ledger.head().seq, 2);
     assert.equal(ledger.disputes().length, 1);
-    assert.match(ledger.disputes()[0]!.reason, /^userCharge/);
+    assert.match(ledger.disputes()[0]!.reason, /^agentPayout/);
   } finally {
     checker.close();
     await ledger.close();

@@ -10,7 +10,7 @@
 import { type ChainHead, entryHash, type LedgerEntry } from "../../protocol/chain.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import type { ControlFrame, Frame } from "../../protocol/frames.ts";
-import { formatUsd } from "../../protocol/money.ts";
+import { formatUsd, parseUsd } from "../../protocol/money.ts";
 import { charges, costOf, findPrice, type PriceTable } from "../../protocol/pricing.ts";
 import { DEFAULT_PRICE_TABLE } from "../../protocol/prices_default.ts";
 import { type Usage, USAGE_FIELDS } from "../../protocol/usage.ts";
@@ -92,8 +92,14 @@ export async function verifySettlement(
   } catch (e) {
     return bad(`cannot price the request: ${errorMessage(e)}`);
   }
-  for (const k of ["official", "userCharge", "agentPayout"] as const) {
+  // The agent's stake is the official cost and its payout: both must match to the picodollar.
+  // The user's charge is the hub's business with its client; it may be lower than the formula
+  // (capped at the hold when the balance ran short) but never higher.
+  for (const k of ["official", "agentPayout"] as const) {
     if (frame[k] !== expected[k]) return bad(`${k} ${frame[k]} differs from ${expected[k]}`);
+  }
+  if (parseUsd(frame.userCharge) > parseUsd(expected.userCharge)) {
+    return bad(`userCharge ${frame.userCharge} is above ${expected.userCharge}`);
   }
   const entry: LedgerEntry = {
     agentId: frame.agentId,
