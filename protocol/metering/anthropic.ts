@@ -16,6 +16,7 @@ import { JsonUsageTail } from "./json_tail.ts";
 import { keyEquals, parseJsonSlice, scanMembersBackward } from "./json_scan.ts";
 import type { SseEvent } from "./sse.ts";
 import { SseUsageMeter } from "./sse_meter.ts";
+import { num, obj } from "./json_values.ts";
 
 /** A plain JSON object. */
 type Obj = Record<string, unknown>;
@@ -42,14 +43,6 @@ export function isAnthropicMessagesPath(path: string): boolean {
   const q = path.indexOf("?");
   const p = (q === -1 ? path : path.slice(0, q)).replace(/\/+$/, "");
   return p.endsWith("/v1/messages");
-}
-
-const obj = (v: unknown): Obj | undefined =>
-  typeof v === "object" && v !== null && !Array.isArray(v) ? v as Obj : undefined;
-
-function num(o: Obj | undefined, key: string): number {
-  const v = o?.[key];
-  return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : 0;
 }
 
 /**

@@ -10,13 +10,9 @@
 import { emptyUsage } from "../usage.ts";
 import { JsonUsageTail } from "./json_tail.ts";
 import { createOpenAIMeter, type MeterResult, type UsageMeter } from "./openai.ts";
-import { type MappedUsage, type Obj, obj } from "./openai_usage.ts";
+import type { MappedUsage } from "./openai_usage.ts";
 import { type SseEvent, SseParser } from "./sse.ts";
-
-function num(o: Obj | undefined, key: string): number {
-  const v = o?.[key];
-  return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : 0;
-}
+import { num, type Obj, obj } from "./json_values.ts";
 
 /** Whether a request path is DashScope's OpenAI-compatible mode. */
 export function isCompatibleMode(path: string): boolean {

@@ -8,13 +8,9 @@
 import { emptyUsage } from "../usage.ts";
 import { JsonUsageTail, strings } from "./json_tail.ts";
 import { hasNonNullUsage, type MeterResult, type UsageMeter } from "./openai.ts";
-import { type MappedUsage, type Obj, obj } from "./openai_usage.ts";
+import type { MappedUsage } from "./openai_usage.ts";
 import { type SseEvent, SseParser } from "./sse.ts";
-
-function num(o: Obj | undefined, key: string): number {
-  const v = o?.[key];
-  return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : 0;
-}
+import { num, type Obj, obj } from "./json_values.ts";
 
 /** Maps one DeepSeek `usage` object; null when `raw` is not an object. */
 export function mapDeepSeekUsage(raw: unknown): MappedUsage | null {

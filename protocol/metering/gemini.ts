@@ -17,6 +17,7 @@ import { isJsonWs, keyEquals, parseJsonSlice, scanMembersBackward } from "./json
 import { ByteRing } from "./ring.ts";
 import type { SseEvent } from "./sse.ts";
 import { SseUsageMeter } from "./sse_meter.ts";
+import { obj } from "./json_values.ts";
 
 type Obj = Record<string, unknown>;
 
@@ -38,9 +39,6 @@ export interface MappedGeminiUsage {
   /** The prompt as priced (tiers): prompt (cached content included) + tool-use prompt. */
   promptTokens: number;
 }
-
-const obj = (v: unknown): Obj | undefined =>
-  typeof v === "object" && v !== null && !Array.isArray(v) ? v as Obj : undefined;
 
 function num(o: Obj | undefined, key: string): number {
   const v = o?.[key];

@@ -4,6 +4,7 @@
  * negatives are ignored, nothing throws on vendor JSON.
  */
 import { emptyUsage, type Usage } from "../usage.ts";
+import { num, obj } from "./json_values.ts";
 
 /** Which OpenAI endpoint a request went to (decides the usage shape and where usage travels). */
 export type OpenAISurface =
@@ -37,19 +38,6 @@ export function openAISurface(path: string): OpenAISurface {
 export interface MappedUsage {
   usage: Usage;
   promptTokens: number;
-}
-
-/** A plain JSON object. */
-export type Obj = Record<string, unknown>;
-
-/** `v` if it is a plain object. */
-export function obj(v: unknown): Obj | undefined {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? v as Obj : undefined;
-}
-
-function num(o: Obj | undefined, key: string): number {
-  const v = o?.[key];
-  return typeof v === "number" && v > 0 && Number.isFinite(v) ? v : 0;
 }
 
 /**

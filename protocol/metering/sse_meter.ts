@@ -4,7 +4,7 @@
  * A vendor's meter supplies only how one event updates that state and how state becomes usage.
  */
 import type { Meter, MeterResult } from "../vendors/types.ts";
-import type { Obj } from "./openai_usage.ts";
+import type { Obj } from "./json_values.ts";
 import { type SseEvent, SseParser } from "./sse.ts";
 
 /** Bytes kept from the end of an oversized event (usage is near the end). */

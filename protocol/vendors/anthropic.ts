@@ -8,6 +8,7 @@ import { createAnthropicMeter } from "../metering/anthropic.ts";
 import type { ModerationImage } from "../moderation.ts";
 import { EXTRACT_IMAGES_MAX, EXTRACT_TEXT_MAX_CHARS } from "./openai_moderation.ts";
 import type { ExtractedModerationContent, VendorError, VendorSurface } from "./types.ts";
+import { isPlainObject } from "../fields.ts";
 
 /** The exact JSON body of a moderation block: compact, no added whitespace. */
 export const ANTHROPIC_MODERATION_BLOCKED_BODY =
@@ -136,7 +137,7 @@ export function extractAnthropicModerationInput(
   const out = { texts: [] as string[], images: [] as ModerationImage[], truncated: false };
   let budget = EXTRACT_TEXT_MAX_CHARS;
   const endpoint = path.split("?")[0]!.replace(/\/+$/, "");
-  if (!isRecord(body) || !endpoint.endsWith("/v1/messages")) return out;
+  if (!isPlainObject(body) || !endpoint.endsWith("/v1/messages")) return out;
 
   const text = (value: unknown) => {
     if (typeof value !== "string" || value === "") return;
@@ -150,7 +151,7 @@ export function extractAnthropicModerationInput(
     out.texts.push(value);
   };
   const image = (source: unknown) => {
-    if (!isRecord(source)) return;
+    if (!isPlainObject(source)) return;
     let found: ModerationImage | undefined;
     if (source.type === "base64" && typeof source.data === "string" && source.data !== "") {
       const mediaType = typeof source.media_type === "string" ? source.media_type : "";
@@ -170,7 +171,7 @@ export function extractAnthropicModerationInput(
     if (typeof value === "string") return text(value);
     if (!Array.isArray(value) || depth > 4) return;
     for (const block of value) {
-      if (!isRecord(block)) continue;
+      if (!isPlainObject(block)) continue;
       switch (block.type) {
         case "text":
           text(block.text);
@@ -179,8 +180,8 @@ export function extractAnthropicModerationInput(
           image(block.source);
           break;
         case "document":
-          if (isRecord(block.source) && block.source.type === "text") text(block.source.data);
-          else if (isRecord(block.source) && block.source.type === "content") {
+          if (isPlainObject(block.source) && block.source.type === "text") text(block.source.data);
+          else if (isPlainObject(block.source) && block.source.type === "content") {
             content(block.source.content, depth + 1);
           }
           break;
@@ -193,11 +194,7 @@ export function extractAnthropicModerationInput(
 
   content(body.system);
   for (const message of Array.isArray(body.messages) ? body.messages : []) {
-    if (isRecord(message)) content(message.content); // every role
+    if (isPlainObject(message)) content(message.content); // every role
   }
   return out;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

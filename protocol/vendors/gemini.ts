@@ -13,6 +13,7 @@ import { createGeminiMeter, geminiMethodOf } from "../metering/gemini.ts";
 import type { ModerationImage } from "../moderation.ts";
 import { EXTRACT_IMAGES_MAX, EXTRACT_TEXT_MAX_CHARS } from "./openai_moderation.ts";
 import type { ExtractedModerationContent, VendorError, VendorSurface } from "./types.ts";
+import { isPlainObject } from "../fields.ts";
 
 /** Model methods the hub forwards (AI Studio, `v1beta` and `v1`). */
 export const GEMINI_METHODS: readonly string[] = [
@@ -191,7 +192,9 @@ export function extractGeminiModerationInput(
   const out = { texts: [] as string[], images: [] as ModerationImage[], truncated: false };
   let budget = EXTRACT_TEXT_MAX_CHARS;
   const method = geminiMethodOf(path);
-  if (!isRecord(body) || (method !== "generateContent" && method !== "streamGenerateContent")) {
+  if (
+    !isPlainObject(body) || (method !== "generateContent" && method !== "streamGenerateContent")
+  ) {
     return out;
   }
   const text = (value: unknown) => {
@@ -210,19 +213,21 @@ export function extractGeminiModerationInput(
     else out.images.push(found);
   };
   const content = (value: unknown) => {
-    if (!isRecord(value) || !Array.isArray(value.parts)) return;
+    if (!isPlainObject(value) || !Array.isArray(value.parts)) return;
     for (const part of value.parts) {
-      if (!isRecord(part)) continue;
+      if (!isPlainObject(part)) continue;
       text(part.text);
       const inline = part.inlineData ?? part.inline_data;
-      if (isRecord(inline) && typeof inline.data === "string" && inline.data !== "") {
+      if (isPlainObject(inline) && typeof inline.data === "string" && inline.data !== "") {
         const mediaType = String(inline.mimeType ?? inline.mime_type ?? "");
         if (mediaType.startsWith("image/")) {
           image({ kind: "data", mediaType, base64: inline.data });
         }
       }
       const file = part.fileData ?? part.file_data;
-      if (isRecord(file) && typeof file.fileUri === "string" && /^https?:/.test(file.fileUri)) {
+      if (
+        isPlainObject(file) && typeof file.fileUri === "string" && /^https?:/.test(file.fileUri)
+      ) {
         if (String(file.mimeType ?? "").startsWith("image/")) {
           image({ kind: "url", url: file.fileUri });
         }
@@ -232,8 +237,4 @@ export function extractGeminiModerationInput(
   content(body.systemInstruction ?? body.system_instruction);
   for (const c of Array.isArray(body.contents) ? body.contents : []) content(c);
   return out;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

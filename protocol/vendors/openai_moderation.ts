@@ -12,6 +12,7 @@
  */
 import type { ModerationImage } from "../moderation.ts";
 import type { ExtractedModerationContent } from "./types.ts";
+import { isPlainObject } from "../fields.ts";
 
 /** Bound on the total extracted text per request, in UTF-16 code units. */
 export const EXTRACT_TEXT_MAX_CHARS = 1 << 20;
@@ -28,11 +29,11 @@ export function extractOpenAIModerationInput(
   body: unknown,
 ): ExtractedModerationContent {
   const out = new Collector();
-  if (!isRecord(body)) return out.result();
+  if (!isPlainObject(body)) return out.result();
   const endpoint = path.split("?")[0]!.replace(/\/+$/, "");
   if (endpoint.endsWith("/chat/completions")) {
     for (const message of arrayOf(body.messages)) {
-      if (isRecord(message)) out.content(message.content); // every role: system, developer…
+      if (isPlainObject(message)) out.content(message.content); // every role: system, developer…
     }
   } else if (endpoint.endsWith("/completions")) {
     out.stringOrStrings(body.prompt);
@@ -95,14 +96,14 @@ class Collector {
   }
 
   part(part: unknown): void {
-    if (!isRecord(part)) return;
+    if (!isPlainObject(part)) return;
     switch (part.type) {
       case "text": // Chat
       case "input_text": // Responses, user side
       case "output_text": // Responses, earlier assistant turns replayed as input
         return this.text(part.text);
       case "image_url": // Chat: { image_url: { url } }; some clients send the URL bare
-        return this.image(isRecord(part.image_url) ? part.image_url.url : part.image_url);
+        return this.image(isPlainObject(part.image_url) ? part.image_url.url : part.image_url);
       case "input_image": // Responses: { image_url: string } or { file_id } (not fetchable)
         return this.image(part.image_url);
     }
@@ -110,7 +111,7 @@ class Collector {
 
   /** One item of a Responses `input` array: a message, a tool output, or a bare content part. */
   responsesItem(item: unknown): void {
-    if (!isRecord(item)) return;
+    if (!isPlainObject(item)) return;
     if ("content" in item) this.content(item.content);
     else if (item.type === "function_call_output") this.content(item.output);
     else this.part(item);
@@ -132,10 +133,6 @@ function parseImageUrl(url: string): ModerationImage {
   }
   // Includes non-base64 data: URLs (rare for images), which moderators can pass on verbatim.
   return { kind: "url", url };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function arrayOf(value: unknown): readonly unknown[] {

@@ -9,6 +9,7 @@
  * @module
  */
 import {
+import { isPlainObject } from "../../../protocol/fields.ts";
   ALLOWED,
   type ModerationImage,
   type ModerationInput,
@@ -88,16 +89,16 @@ export class LlmModerator implements Moderator {
       );
     }
     if (answer.status < 200 || answer.status > 299) return this.#failure(`HTTP ${answer.status}`);
-    const results = isRecord(answer.json) ? answer.json.results : undefined;
+    const results = isPlainObject(answer.json) ? answer.json.results : undefined;
     if (!Array.isArray(results) || results.length === 0) {
       return this.#failure("no results in answer");
     }
-    const flagged = results.filter((r) => isRecord(r) && r.flagged === true);
+    const flagged = results.filter((r) => isPlainObject(r) && r.flagged === true);
     if (flagged.length === 0) return ALLOWED;
     // Category names only (no scores, no user text): enough to tell in the logs why.
     const categories = new Set<string>();
     for (const result of flagged) {
-      if (!isRecord(result.categories)) continue;
+      if (!isPlainObject(result.categories)) continue;
       for (const [category, on] of Object.entries(result.categories)) {
         if (on === true) categories.add(category);
       }
@@ -138,6 +139,3 @@ export class LlmModerator implements Moderator {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
