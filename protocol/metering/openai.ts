@@ -6,13 +6,8 @@
 import { type SseEvent, SseParser } from "./sse.ts";
 import { JsonUsageTail, strings } from "./json_tail.ts";
 import { keyEquals, parseJsonSlice, scanMembersBackward } from "./json_scan.ts";
-import {
-  mapOpenAIUsage,
-  type Obj,
-  obj,
-  type OpenAISurface,
-  openAISurface,
-} from "./openai_usage.ts";
+import { type Obj, obj } from "./json_values.ts";
+import { mapOpenAIUsage, type OpenAISurface, openAISurface } from "./openai_usage.ts";
 
 export {
   mapOpenAIUsage,

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import {
 import { isPlainObject } from "../../../protocol/fields.ts";
+import {
   ALLOWED,
   type ModerationImage,
   type ModerationInput,
@@ -138,4 +138,3 @@ export class LlmModerator implements Moderator {
     return this.#options.failOpen ? ALLOWED : { allowed: false, moderator: this.name, reason };
   }
 }
-
