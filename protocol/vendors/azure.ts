@@ -22,7 +22,7 @@
  * Not yet: Azure's realtime WebSocket, batch and files, Entra (`azureADTokenProvider`) channel
  * credentials.
  */
-import { createOpenAIMeter, mapOpenAIUsage } from "../metering/openai.ts";
+import { mapOpenAIUsage } from "../metering/openai.ts";
 import {
   extractOpenAIModerationInput,
   openAIModerationBlockedResponse,
@@ -31,6 +31,7 @@ import {
   bearerCredential,
   includeUsageExactness,
   jsonResponse,
+  openAIMeter,
   openAIModelsResponse,
 } from "./openai_compat.ts";
 import type { UpstreamChannel, VendorError, VendorRoute, VendorSurface } from "./types.ts";
@@ -176,12 +177,7 @@ export const azure: VendorSurface = {
     return status === 401;
   },
 
-  createMeter: (context) =>
-    createOpenAIMeter({
-      path: context.path,
-      stream: (context.contentType ?? "").includes("text/event-stream"),
-      contentType: context.contentType,
-    }),
+  createMeter: openAIMeter,
 
   usageExactness: includeUsageExactness(
     (path) => /^\/openai\/(?:deployments\/[^/]+|v1)\/chat\/completions$/.test(pathOf(path)),

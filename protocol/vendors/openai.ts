@@ -2,7 +2,7 @@
  * OpenAI: routes, credentials, error envelope, usage metering and the include_usage round trip.
  * https://platform.openai.com/docs/api-reference — wire facts in reference/vendor-wire.md §1.
  */
-import { createOpenAIMeter, mapOpenAIUsage } from "../metering/openai.ts";
+import { mapOpenAIUsage } from "../metering/openai.ts";
 import {
   extractOpenAIModerationInput,
   openAIModerationBlockedResponse,
@@ -12,6 +12,7 @@ import {
   bearerCredential,
   includeUsageExactness,
   openAIErrorResponse,
+  openAIMeter,
   openAIModelsResponse,
 } from "./openai_compat.ts";
 import type { VendorSurface } from "./types.ts";
@@ -47,12 +48,7 @@ export const openai: VendorSurface = {
       /insufficient_quota|billing_hard_limit|exceeded your current quota/.test(bodyText);
   },
 
-  createMeter: (context) =>
-    createOpenAIMeter({
-      path: context.path,
-      stream: (context.contentType ?? "").includes("text/event-stream"),
-      contentType: context.contentType,
-    }),
+  createMeter: openAIMeter,
 
   usageExactness: includeUsageExactness(
     (path) => path.startsWith("/v1/chat/completions"),

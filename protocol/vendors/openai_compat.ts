@@ -5,7 +5,8 @@
  */
 import { ensureIncludeUsage, UsageChunkStripper } from "../metering/include_usage.ts";
 import type { MappedUsage } from "../metering/openai_usage.ts";
-import type { MeterResult, UsageExactness, VendorError } from "./types.ts";
+import { createOpenAIMeter } from "../metering/openai.ts";
+import type { Meter, MeterContext, MeterResult, UsageExactness, VendorError } from "./types.ts";
 
 export const jsonResponse = (body: unknown, status: number, headers?: HeadersInit) => {
   const res = new Response(JSON.stringify(body), { status, headers });
@@ -78,4 +79,13 @@ export function includeUsageExactness(
       return { transform, result };
     },
   };
+}
+
+/** The OpenAI meter for a response; the stream flag comes from the response's content type. */
+export function openAIMeter(context: MeterContext): Meter {
+  return createOpenAIMeter({
+    path: context.path,
+    stream: (context.contentType ?? "").includes("text/event-stream"),
+    contentType: context.contentType,
+  });
 }
