@@ -163,6 +163,9 @@ const CONTROL_SCHEMAS = {
   settle_ack: { requestId: str(128), seq, hash },
   /** agent → hub: the entry does not match (kept by the agent as a pending dispute). */
   dispute: { requestId: str(128), seq, reason: str(500) },
+  // @slot frames: prices
+  // @slot frames: ledger sync
+  // @slot frames: realtime
   /** Either side, before closing on purpose, so the peer can log why. */
   goodbye: { reason: str(500), reconnect: bool() },
 } as const satisfies Record<string, Schema>;

@@ -326,6 +326,10 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
+  // @slot migration 6: price versions
+  // @slot migration 7: key spend caps
+  // @slot migration 8: ledger sync (claims, checkpoints, divergences)
+  // @slot migration 9: bedrock credentials
 ];
 
 /** The version a fully migrated database reports. */
