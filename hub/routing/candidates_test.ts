@@ -109,7 +109,11 @@ Deno.test("auto prefers the fast healthy channel and moves away when its stats d
   assert.equal(breakers.state(channelKey("agt_fast", "main"), half + 100), "closed");
 
   // Once the bad minutes roll out of the window, clean traffic wins it back.
-  for (let i = 0; i < 50; i++) rec("agt_fast", "success", 25 * MIN + i * 1_000, 200);
+  // (Both keep serving: a channel with no stats in the window would count as untried.)
+  for (let i = 0; i < 50; i++) {
+    rec("agt_fast", "success", 25 * MIN + i * 1_000, 200);
+    rec("agt_slow", "success", 25 * MIN + i * 1_000, 1_200);
+  }
   assert.deepEqual(first(26 * MIN), ["agt_fast", "agt_slow"]);
 });
 

@@ -7,8 +7,8 @@
  * |---------------|--------|------------------------------------------------------------------|
  * | availability  | 0.30   | (ok + 10·0.98) / (ok + fail + 10) over the window                 |
  * | recentErrors  | 0.15   | 1 − (recentFail + 5·0.02) / (recentOk + recentFail + 5)           |
- * | ttft          | 0.20   | 1000 / (1000 + ttftP50Ms)            (unknown → 0.5)              |
- * | throughput    | 0.10   | tps / (tps + 50)                     (unknown → 0.5)              |
+ * | ttft          | 0.20   | 1000 / (1000 + ttftP50Ms)            (unknown → 1)                |
+ * | throughput    | 0.10   | tps / (tps + 50)                     (unknown → 1)                |
  * | price         | 0.10   | 1 − payoutRatio                      (unparseable → 0)            |
  * | load          | 0.15   | 1/(1 + streamsOpen/4) · h(remainingRpm, 5) · h(remainingTpm, 5000)|
  *
@@ -20,7 +20,10 @@
  * channel and one early success from crowning it. TTFT outweighs throughput because it is what
  * users feel first. Price and load are tie-breakers between similar channels that still spread
  * traffic. Rounding to 0.001 makes near-equal channels exactly tied, so the random tie-break
- * shares load between them instead of one always winning by a hair. The agent's tier is not a
+ * shares load between them instead of one always winning by a hair. Unmeasured speed counts as
+ * the best possible (optimism under uncertainty): a middling prior let a slow channel that
+ * happened to be measured first keep an untried faster one from ever being tried; with the
+ * optimistic prior every channel gets measured, and the load term spreads the first burst. The agent's tier is not a
  * term: trust is a policy decision (e.g. pinning), not something to trade against latency.
  * @module
  */
@@ -84,8 +87,8 @@ export function scoreSteps(c: Candidate, w: Readonly<ScoreWeights> = DEFAULT_WEI
   const recentErrors = 1 - (s.recentFailures + RECENT_N * (1 - PRIOR)) /
       (s.recentSuccesses + s.recentFailures + RECENT_N);
   const p50 = s.ttftP50Ms, tps = s.throughputTps;
-  const ttft = p50 === null ? 0.5 : TTFT_REF / (TTFT_REF + p50);
-  const throughput = tps === null ? 0.5 : tps / (tps + TPS_REF);
+  const ttft = p50 === null ? 1 : TTFT_REF / (TTFT_REF + p50);
+  const throughput = tps === null ? 1 : tps / (tps + TPS_REF);
   const ratio = ratioRankValue(c.payoutRatio) / RATIO_ONE_UNITS;
   const price = ratio < 1 ? 1 - ratio : 0;
   const rpm = c.remainingRpm, tpm = c.remainingTpm;

@@ -107,7 +107,8 @@ Deno.test("auto ranks by health, speed and load", () => {
     ["more headroom", { remainingRpm: 500 }, { remainingRpm: 1 }],
     ["rate-limited upstream last", {}, { remainingTpm: 0 }],
     ["cheaper", { payoutRatio: "0.50" }, { payoutRatio: "0.90" }],
-    ["proven beats unknown", { stats: statsOf(200, 0, 300, 80) }, {}],
+    // Optimism under uncertainty: an untried channel is tried before a proven slow one.
+    ["unknown is tried before slow", {}, { stats: statsOf(200, 0, 2_000, 10) }],
     ["unknown beats failing", {}, { stats: statsOf(50, 50, 300, 80) }],
   ];
   for (const [name, better, worse] of cases) {
@@ -124,8 +125,8 @@ Deno.test("auto ranks by health, speed and load", () => {
 });
 
 Deno.test("a historyless channel scores as documented", () => {
-  // 0.30·0.98 + 0.15·0.98 + 0.20·0.5 + 0.10·0.5 + 0.10·(1 − 0.65) + 0.15·1 = 0.776
-  assert.equal(scoreCandidate(cand({ agentId: "agt_new" })), 0.776);
+  // 0.30·0.98 + 0.15·0.98 + 0.20·1 + 0.10·1 + 0.10·(1 − 0.65) + 0.15·1 = 0.926
+  assert.equal(scoreCandidate(cand({ agentId: "agt_new" })), 0.926);
   const priceOnly = { availability: 0, recentErrors: 0, ttft: 0, throughput: 0, price: 1, load: 0 };
   assert.equal(scoreCandidate(cand({ agentId: "x", payoutRatio: "0.25" }), priceOnly), 0.75);
   const zero = { ...priceOnly, price: 0 };
