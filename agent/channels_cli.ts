@@ -20,6 +20,7 @@ export async function channelCommand(
       tpm: { type: "string" },
       id: { type: "string" },
       endpoint: { type: "string" },
+      deployment: { type: "string", multiple: true },
       dir: { type: "string" },
     },
   });
@@ -73,6 +74,7 @@ export async function channelCommand(
     tpm: count(values.tpm, "--tpm"),
     keys,
     ...(values.endpoint !== undefined ? { endpoint: values.endpoint } : {}),
+    ...(values.deployment?.length ? { deployments: deploymentMap(values.deployment) } : {}),
   };
   // Vendors on per-account hosts need the endpoint: refuse a channel that could never be called.
   const vendor = vendorNamed(channel.vendor);
@@ -83,6 +85,31 @@ export async function channelCommand(
   await writeJsonAtomic(paths(dir).channels, { channels: [...channels, channel] });
   console.log(id);
   return 0;
+}
+
+/** Deployment names as Azure allows them (they become a URL path segment). */
+const DEPLOYMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/**
+ * `--deployment my-gpt=gpt-4o` (repeatable): the deployment names this channel's account has and
+ * the model each runs; the hub routes deployment URLs by name and prices by the model.
+ */
+function deploymentMap(specs: string[]): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf("=");
+    const name = spec.slice(0, eq), model = spec.slice(eq + 1);
+    if (
+      eq <= 0 || !DEPLOYMENT_NAME.test(name) || !/^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$/.test(model)
+    ) {
+      throw new TypeError(
+        `--deployment "${spec}" is malformed (expected NAME=MODEL, e.g. my-gpt=gpt-4o)`,
+      );
+    }
+    if (Object.hasOwn(map, name)) throw new TypeError(`--deployment ${name} is given twice`);
+    map[name] = model;
+  }
+  return map;
 }
 
 function count(value: string | undefined, name: string): number {

@@ -5,6 +5,7 @@
 import { join } from "node:path";
 import type { Capabilities, ChannelCapability } from "../protocol/capabilities.ts";
 import { parsePublicKey } from "../protocol/identity.ts";
+import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { normalizeFingerprint } from "./tunnel/dial.ts";
 
 export const AGENT_VERSION = "0.1.0";
@@ -113,12 +114,18 @@ export async function readChannels(dir: string): Promise<Channel[]> {
 export function capabilitiesOf(channels: Channel[]): Capabilities {
   return {
     agentVersion: AGENT_VERSION,
-    channels: channels.map(({ id, vendor, models, rpm, tpm }) => ({
-      id,
-      vendor,
-      models,
-      rpm,
-      tpm,
-    })),
+    channels: channels.map((c) => {
+      const { id, vendor, models, rpm, tpm, deployments } = c;
+      const locations = vendorNamed(vendor)?.channelLocations?.(c);
+      return {
+        id,
+        vendor,
+        models,
+        rpm,
+        tpm,
+        ...(deployments ? { deployments } : {}),
+        ...(locations?.length ? { locations } : {}),
+      };
+    }),
   };
 }

@@ -6,6 +6,7 @@
  *   agent run [--dir DIR]
  *   agent channel add --vendor V --key K [--key K2] [--models a,b] [--rpm N] [--tpm N] [--id ID]
  *                     [--endpoint NAME] [--dir DIR]   (NAME: e.g. the resource of a per-resource host)
+ *                     [--deployment NAME=MODEL]…     (Azure: deployments and the model each runs)
  *   agent channel list|remove --id ID [--dir DIR]
  */
 import { parseArgs } from "node:util";
@@ -38,7 +39,10 @@ import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { TunnelSupervisor } from "./tunnel/supervisor.ts";
 import { ChannelLimiters } from "./limits/channels.ts";
 import { AgentLedger } from "./ledger/mod.ts";
-import { SettlementChecker, UsageBook } from "./ledger/verify.ts";
+import { SettlementChecker } from "./ledger/verify.ts";
+import { OwnCountStore } from "./ledger/own_counts.ts";
+import { AgentLedgerSync } from "./ledger/sync.ts";
+import { AgentPrices } from "./ledger/prices.ts";
 import { join } from "node:path";
 import { emptyUsage } from "../protocol/usage.ts";
 
@@ -124,19 +128,41 @@ async function run(args: string[]): Promise<number> {
   const limiters = new ChannelLimiters();
   // The agent's own copy of its settlement ledger, checked entry by entry against its own counts.
   const ledger = await AgentLedger.open(join(dir, "ledger"), { agentId, clock: systemClock });
-  const usageBook = new UsageBook(systemClock);
+  // Own counts are durable (own_counts.ts): a crash or a dropped tunnel does not lose what the
+  // agent measured; unsettled ones are CLAIMed after the next catch-up (sync.ts).
+  const usageBook = new OwnCountStore(ledger.dbPath);
+  // Price versions the hub published, kept in <dir>/prices; a missing one is fetched on demand.
+  const prices = await AgentPrices.open({
+    dir: join(dir, "prices"),
+    log: log.with({ agentId, component: "prices" }),
+    send: (frame) => supervisor.connection?.sendControl(frame) ?? false,
+  });
   const settlements = new SettlementChecker({
     ledger,
     book: usageBook,
     agentId,
+    tables: prices.lookup,
     log: log.with({ agentId, component: "ledger" }),
+    onAppended: (entry, reply) => ledgerSync.onAppended(entry, reply),
+  });
+  const hubKey = await verifierFor(config.hubPublicKey);
+  const ledgerSync = new AgentLedgerSync({
+    ledger,
+    checker: settlements,
+    counts: usageBook,
+    identity,
+    hubKey,
+    clock: systemClock,
+    log: log.with({ agentId, component: "ledger-sync" }),
+    checkpointEvery: envInt("AGENT_CHECKPOINT_EVERY", 100),
+    claimGraceMs: envInt("AGENT_CLAIM_GRACE_MS", 60_000),
   });
   const supervisor = new TunnelSupervisor({
     tunnelUrl: url,
     certFingerprints: config.hubFingerprints,
     agentId,
     identity,
-    hubKey: await verifierFor(config.hubPublicKey),
+    hubKey,
     capabilities: () => capabilitiesOf(channels),
     backoff: {
       baseMs: envInt("AGENT_RECONNECT_BASE_MS", LIMITS.reconnectBaseMs),
@@ -153,6 +179,8 @@ async function run(args: string[]): Promise<number> {
       capacity: () => limiters.capacity(),
       onMetered: (request, result) => {
         if (!result.usage) return;
+        // Called just before RESPONSE_END goes out: `socketOpen` says whether it can reach the
+        // hub (a closed tunnel: the count will be CLAIMed after reconnecting).
         usageBook.put(request.requestId, {
           vendor: request.vendor,
           usage: { ...emptyUsage(), ...result.usage },
@@ -160,9 +188,12 @@ async function run(args: string[]): Promise<number> {
           model: result.model,
           serviceTier: result.serviceTier,
           atMs: systemClock.nowMs(),
-        });
+        }, supervisor.connection?.socketOpen ?? false);
       },
       onSettled: (frame, reply) => void settlements.onSettled(frame, reply),
+      ledgerSync,
+      onPrices: (frame) =>
+        frame.type === "prices" ? void prices.accept(frame) : prices.missing(frame),
     },
   });
   const watcher = watchChannels(dir, async () => {
@@ -187,6 +218,9 @@ async function run(args: string[]): Promise<number> {
   const reason = await supervisor.run();
   watcher.close();
   settlements.close();
+  prices.close();
+  await settlements.idle();
+  usageBook.close();
   await ledger.close();
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);

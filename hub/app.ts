@@ -7,6 +7,7 @@ import { ledgerRoutes } from "./admin/ledger.ts";
 import { userRoutes } from "./admin/users.ts";
 import type { HubConfig } from "./config.ts";
 import { type GatewayWiring, mountVendorGateway } from "./gateway/mod.ts";
+import { keyStatusRoutes } from "./gateway/key_status.ts";
 import { renderGatewayError } from "./gateway/routes.ts";
 import { errorBody, HttpError } from "./http.ts";
 import type { Metrics } from "./metrics.ts";
@@ -19,6 +20,7 @@ export interface AppDeps extends AdminDeps {
   limiter: GatewayWiring["limiter"];
   onUsage?: GatewayWiring["onUsage"];
   biller?: GatewayWiring["biller"];
+  awsCredentials?: GatewayWiring["awsCredentials"];
 }
 
 export function hubApp(deps: AppDeps): Hono {
@@ -33,6 +35,8 @@ export function hubApp(deps: AppDeps): Hono {
   admin.route("/", usageRoutes(deps));
   admin.route("/", ledgerRoutes(deps));
   app.route("/admin", admin);
+  // Before the vendor routes: their catch-all would claim `/v1/dashboard/…` and `/api/…`.
+  app.route("/", keyStatusRoutes(deps));
   mountVendorGateway(app, deps);
   app.notFound((c) =>
     c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}`), 404)

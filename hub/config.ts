@@ -8,11 +8,18 @@ import { EGRESS_DEFAULTS, type EgressOptions } from "./tunnel/egress.ts";
 
 export interface HubConfig {
   listen: { hostname: string; port: number };
+  /** A second, HTTP/2-only listener for the AWS SDK's default transport (hub/h2_listener.ts). */
+  h2Listen?: { hostname: string; port: number };
   db: string;
   redis?: string;
   /** Unset → the admin API answers 503. */
   adminToken?: string;
   identityKeyPath: string;
+  /**
+   * Seals the hub-issued AWS secret access keys at rest (32 bytes, hex or base64); unset → a key
+   * derived from the hub identity. See hub/gateway/sigv4_credentials.ts.
+   */
+  credentialsKey?: string;
   tls?: { certPath: string; keyPath: string };
   timing: HeartbeatTiming;
   gateway: { maxRequestBytes: number; streamIdleTimeoutMs: number; replayBytesMax: number };
@@ -34,14 +41,21 @@ export interface HubConfig {
      */
     unpriced: "allow" | "refuse";
   };
+  /** Ledger sync with agents (hub/billing/ledger_sync.ts). */
+  ledgerSync: {
+    /** How often every connected agent is asked to compare chain heads (they also do at connect). */
+    reconcileIntervalMs: number;
+  };
   logLevel: LogLevel;
 }
 
 const KEYS = [
   "HUB_LISTEN",
+  "HUB_H2_LISTEN",
   "HUB_DB",
   "HUB_REDIS",
   "HUB_ADMIN_TOKEN",
+  "HUB_CREDENTIALS_KEY",
   "HUB_IDENTITY_KEY",
   "HUB_TLS_CERT",
   "HUB_TLS_KEY",
@@ -59,6 +73,7 @@ const KEYS = [
   "HUB_MODERATION_MODEL",
   "HUB_MODERATION_FAIL_OPEN",
   "HUB_UNPRICED_MODELS",
+  "HUB_RECONCILE_INTERVAL_MS",
   "LOG_LEVEL",
 ] as const;
 type Key = typeof KEYS[number];
@@ -98,10 +113,12 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
   }
   return {
     listen: parseListen(src.HUB_LISTEN ?? "0.0.0.0:8080"),
+    ...(src.HUB_H2_LISTEN ? { h2Listen: parseListen(src.HUB_H2_LISTEN) } : {}),
     db: src.HUB_DB ?? "sqlite:./data/hub.db",
     redis: src.HUB_REDIS,
     adminToken,
     identityKeyPath: src.HUB_IDENTITY_KEY ?? "./data/hub.key",
+    ...(src.HUB_CREDENTIALS_KEY ? { credentialsKey: src.HUB_CREDENTIALS_KEY } : {}),
     tls: src.HUB_TLS_CERT ? { certPath: src.HUB_TLS_CERT, keyPath: src.HUB_TLS_KEY! } : undefined,
     timing: checkHeartbeatTiming({
       pingIntervalMs: intOr(
@@ -148,6 +165,13 @@ export function parseHubConfig(src: ConfigSource): HubConfig {
       failOpen: src.HUB_MODERATION_FAIL_OPEN === "true",
     },
     billing: { unpriced: parseUnpriced(src.HUB_UNPRICED_MODELS) },
+    ledgerSync: {
+      reconcileIntervalMs: intOr(
+        src.HUB_RECONCILE_INTERVAL_MS,
+        "HUB_RECONCILE_INTERVAL_MS",
+        10 * 60_000,
+      ),
+    },
     logLevel: parseLogLevel(src.LOG_LEVEL),
   };
 }

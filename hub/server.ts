@@ -9,6 +9,12 @@ import { createLogger, errorMessage, type Logger } from "../runtime/log.ts";
 import { hubApp } from "./app.ts";
 import type { HubConfig } from "./config.ts";
 import { loadOrCreateIdentity } from "./identity_file.ts";
+import { serveHttp2 } from "./h2_listener.ts";
+import {
+  AwsCredentialVault,
+  credentialsKeyFromIdentity,
+  parseCredentialsKey,
+} from "./gateway/sigv4_credentials.ts";
 import { Metrics } from "./metrics.ts";
 import { type HubStore, openStore, redactDsn } from "./store/mod.ts";
 import { TunnelEndpoint } from "./tunnel/endpoint.ts";
@@ -24,6 +30,8 @@ import { DEFAULT_PAYOUT_RATIOS } from "./routing/grades.ts";
 import { StatsBoard } from "./routing/stats.ts";
 import { UsageWriter } from "./billing/usage_writer.ts";
 import { Biller } from "./billing/biller.ts";
+import { LedgerSync } from "./billing/ledger_sync.ts";
+import { broadcastPrices, PriceBook, tunnelPrices } from "./billing/prices.ts";
 
 export const TUNNEL_PATH = "/tunnel/connect";
 export const PROBE_PATH = "/tunnel/probe/";
@@ -45,6 +53,12 @@ export async function startHub(
   const log = options.log ?? createLogger({ service: "hub", level: config.logLevel });
   const identity = await loadOrCreateIdentity(config.identityKeyPath, log);
   const store = await openStore(config.db);
+  // Published price versions (seeds the built-in ones; follows versions other hubs publish).
+  const pricesLog = log.with({ component: "prices" });
+  const prices = await PriceBook.open({ store, clock, log: pricesLog }).catch(async (e) => {
+    await store.close();
+    throw e;
+  });
   const metrics = new Metrics();
   const tunnel = new TunnelEndpoint({
     egress: config.egress,
@@ -54,7 +68,14 @@ export async function startHub(
     timing: config.timing,
     log,
     metrics,
+    prices: tunnelPrices(prices, pricesLog),
+    // Late-bound: the ledger sync needs the biller, which needs the registry.
+    ledgerSync: {
+      onFrame: (session, frame) => ledgerSync.onFrame(session, frame),
+      onClosed: (session) => ledgerSync.onClosed(session),
+    },
   });
+  broadcastPrices(prices, () => tunnel.registry.sessions());
   const routing = {
     stats: new StatsBoard(),
     breakers: new BreakerBoard({ cooldownMs: config.breakerCooldownMs }),
@@ -70,8 +91,21 @@ export async function startHub(
     stats: routing.stats,
     payoutTable: routing.payoutTable,
     unpriced: config.billing.unpriced,
+    prices: () => prices.current().table,
+    ledgerSync: store.ledgerSync,
     sessionOf: (agentId) => tunnel.registry.get(agentId),
   });
+  const ledgerSync = new LedgerSync({
+    store,
+    biller,
+    identity,
+    clock,
+    log: log.with({ component: "ledger-sync" }),
+  });
+  // Periodic reconciliation: every connected agent compares heads (also done at each connect).
+  const reconciler = setInterval(() => {
+    for (const session of tunnel.registry.sessions()) ledgerSync.requestReconcile(session);
+  }, config.ledgerSync?.reconcileIntervalMs ?? 10 * 60_000);
   // Holds whose request never finished (a crashed hub, a lost stream) go back to the balance.
   const sweeper = setInterval(() => {
     store.releaseExpired(clock.nowMs()).then(
@@ -79,7 +113,15 @@ export async function startHub(
       (e) => billingLog.error("releasing expired holds failed", { error: errorMessage(e) }),
     );
   }, 60_000);
+  const awsCredentials = await AwsCredentialVault.create(
+    store,
+    clock,
+    config.credentialsKey
+      ? parseCredentialsKey(config.credentialsKey)
+      : await credentialsKeyFromIdentity(identity),
+  );
   const app = hubApp({
+    awsCredentials,
     routing,
     limiter,
     store,
@@ -92,6 +134,7 @@ export async function startHub(
     // Usage is kept per request for billing, written in batches (see usage_writer.ts).
     onUsage: (record, context) => usageWriter.add({ record, context }),
     biller,
+    prices,
   });
 
   const tls = config.tls
@@ -119,6 +162,15 @@ export async function startHub(
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
   log.info("hub listening", { url, db: redactDsn(config.db), hubKey: identity.publicKey });
+  // The AWS SDK's default HTTP/2 transport needs a server that survives its early GOAWAY.
+  const h2 = config.h2Listen
+    ? await serveHttp2(
+      { ...config.h2Listen, tls: config.tls ? tls as { cert: string; key: string } : undefined },
+      (req) => app.fetch(req),
+      (e) => log.error("http/2 listener error", { error: errorMessage(e) }),
+    )
+    : undefined;
+  if (h2) log.info("hub http/2 listening", { url: h2.url });
 
   let closed = false;
   return {
@@ -130,6 +182,9 @@ export async function startHub(
       if (closed) return;
       closed = true;
       clearInterval(sweeper);
+      await h2?.close();
+      clearInterval(reconciler);
+      prices.close();
       await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
       await server.shutdown();
       await usageWriter.flush();

@@ -14,6 +14,13 @@ export interface ChannelCapability {
   rpm: number;
   /** Declared tokens per minute; 0 means undeclared. */
   tpm: number;
+  /**
+   * Azure: deployment name → the model it runs (`--deployment my-gpt=gpt-4o`). The hub routes a
+   * deployment-scoped URL to channels that have the deployment and prices it by the model.
+   */
+  deployments?: Record<string, string>;
+  /** Vertex: the locations this channel serves (its `--endpoint`); the hub routes by them. */
+  locations?: string[];
 }
 
 export interface Capabilities {

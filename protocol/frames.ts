@@ -54,6 +54,8 @@ const channel = object({
   models: array(str(200), 2000),
   rpm: uint(),
   tpm: uint(),
+  deployments: optional(stringMap(2000, 200)),
+  locations: optional(array(str(40, /^[a-z0-9-]{2,40}$/), 64)),
 });
 const capabilities = object({ agentVersion: str(64), channels: array(channel, 256) });
 const usage = object(
@@ -163,9 +165,69 @@ const CONTROL_SCHEMAS = {
   settle_ack: { requestId: str(128), seq, hash },
   /** agent → hub: the entry does not match (kept by the agent as a pending dispute). */
   dispute: { requestId: str(128), seq, reason: str(500) },
-  // @slot frames: prices
-  // @slot frames: ledger sync
-  // @slot frames: realtime
+  /**
+   * hub → agent: one published price table (protocol/price_versions.ts): `table` is its canonical
+   * JSON text, `sha256` that text's hash. Sent after WELCOME and whenever a version is published
+   * (`latest: true`), and in answer to PRICES_GET (`latest: false`). A table must fit in one
+   * frame: the hub refuses to publish a larger one.
+   */
+  prices: {
+    version: uint(),
+    publishedAtMs: timeMs,
+    sha256: hash,
+    latest: bool(),
+    table: str(LIMITS.controlFrameBytesMax),
+  },
+  /** agent → hub: send me price version `version` (named by a SETTLED I cannot check). */
+  prices_get: { version: uint() },
+  /** hub → agent: the hub has no price version `version` (answer to PRICES_GET). */
+  prices_missing: { version: uint(), reason: str(300) },
+  // ledger sync (issue #5; hub/billing/ledger_sync.ts, agent/ledger/sync.ts). Order on a new
+  // session: agent RECONCILE → hub SETTLED* + RECONCILE_REPLY (repeat while `more`) → agent
+  // CLAIM* → hub SETTLED + CLAIM_RESULT each; CHECKPOINT / CHECKPOINT_REPLY any time.
+  /** agent → hub (at connect, after a catch-up batch, or asked by RECONCILE_REQUEST): my head. */
+  reconcile: { seq, hash, official: decimal, userCharge: decimal, agentPayout: decimal },
+  /** hub → agent: compare heads now (periodic reconciliation). */
+  reconcile_request: {},
+  /**
+   * hub → agent, after the SETTLED frames it sent for seqs above the agent's head (≤ one batch):
+   * the hub's head and the verdict. `more`: another RECONCILE gets the next batch.
+   */
+  reconcile_reply: {
+    status: oneOf(["equal", "catching_up", "diverged", "agent_ahead"] as const),
+    seq,
+    hash,
+    sent: uint(),
+    more: bool(),
+    divergentSeq: optional(seq),
+  },
+  /** hub → agent: the agent's entry hashes at these seqs (a hash at k commits to 1..k). */
+  ledger_hashes_request: { reqId: uint(), seqs: array(seq, 64) },
+  /** agent → hub: one hash per asked seq, "" where the agent has no entry. */
+  ledger_hashes: { reqId: uint(), hashes: array(str(64, /^([0-9a-f]{64})?$/), 64) },
+  /** agent → hub: a completion the agent measured but never saw settled (after catch-up). */
+  claim: {
+    requestId: str(128),
+    vendor: str(40, ID_PATTERN),
+    model: optional(str(200)),
+    usage,
+    promptTokens: uint(),
+    serviceTier: optional(str(64)),
+    completedAtMs: timeMs,
+  },
+  /** hub → agent: the claim's fate; `settled` follows the SETTLED frame of its entry. */
+  claim_result: {
+    requestId: str(128),
+    outcome: oneOf(["settled", "rejected"] as const),
+    reason: str(500),
+    seq: optional(seq),
+  },
+  /** agent → hub: a checkpoint note (protocol/chain.ts) signed by the agent. */
+  checkpoint: { note: str(4096) },
+  /** hub → agent: the note countersigned by the hub, or why it was refused. */
+  checkpoint_reply: { seq, note: optional(str(4096)), reason: optional(str(500)) },
+  // Realtime (WebSocket relays) adds no frame: REQUEST with `upgrade: websocket`, then message
+  // records inside the body frames of both directions (protocol/realtime_wire.ts).
   /** Either side, before closing on purpose, so the peer can log why. */
   goodbye: { reason: str(500), reconnect: bool() },
 } as const satisfies Record<string, Schema>;

@@ -136,3 +136,67 @@ export const DEFAULT_PRICE_TABLE: PriceTable = validatePriceTable({
     "dashscope/qwen3.7-plus": rates("0.40", "0.40", "0.40", "0.40", "1.60"),
   },
 });
+
+/** Every rate of a row (and of its tiers) × `num/den`, e.g. a regional premium. */
+function scaled(p: ModelPrice, num: bigint, den: bigint): ModelPrice {
+  const scale = <T extends object>(r: T): T =>
+    Object.fromEntries(
+      Object.entries(r).map(([k, v]) => [k, typeof v === "string" ? times(v, num, den) : v]),
+    ) as T;
+  return {
+    ...scale(p),
+    ...(p.tiers ? { tiers: p.tiers.map((t) => ({ ...t, rates: scale(t.rates) })) } : {}),
+  };
+}
+const v1 = DEFAULT_PRICE_TABLE.models;
+const row = (key: string): ModelPrice => structuredClone(v1[key]!) as ModelPrice;
+const ANTHROPIC = ["claude-fable-5-1", "claude-opus-5-5", "claude-opus-5", "claude-sonnet-5-5"]
+  .concat(["claude-haiku-5-5"]);
+const GEMINI = ["gemini-3.8-flash", "gemini-3.5-flash", "gemini-3.5-flash-lite"]
+  .concat(["gemini-3.1-pro-preview"]);
+const OPENAI = ["gpt-6-astra", "gpt-6.2-sol", "gpt-6.1-sol", "gpt-6-luna", "gpt-5.5"];
+const BEDROCK_REGIONS = ["us", "eu", "apac", "jp", "au"];
+
+/**
+ * Default table v2 = v1's rows unchanged plus the platforms that resell them, which §10 does not
+ * price on their own (low confidence, re-verify against each platform's page before billing):
+ * - `azure/…`: the OpenAI rows (Azure OpenAI Global Standard tracks OpenAI's list price).
+ * - `vertex/…`: the Gemini API rows for Gemini, Anthropic's list for Claude (the global
+ *   endpoint; Vertex model ids such as `claude-opus-5-5@20260101` match through `findPrice`).
+ * - `bedrock/…`: Anthropic's list for the `global.` cross-region profiles, +10 % for in-region
+ *   ids and the `us.`/`eu.`/`apac.`/`jp.`/`au.` profiles (§10: "~10% premium", Apify listing).
+ */
+export const DEFAULT_PRICE_TABLE_V2: PriceTable = validatePriceTable({
+  version: 2,
+  publishedAtMs: Date.UTC(2026, 10, 22),
+  source: `${DEFAULT_PRICE_TABLE.source}. v2 (2026-11-22) adds Azure OpenAI and Vertex AI at the ` +
+    "vendors' list prices and Claude on Bedrock (global profiles at list, regional +10%), from " +
+    "the same §10 rows; unverified against the platforms' own pages",
+  models: {
+    ...v1,
+    ...Object.fromEntries(OPENAI.map((m) => [`azure/${m}`, row(`openai/${m}`)])),
+    ...Object.fromEntries(GEMINI.map((m) => [`vertex/${m}`, row(`gemini/${m}`)])),
+    ...Object.fromEntries(ANTHROPIC.map((m) => [`vertex/${m}`, row(`anthropic/${m}`)])),
+    ...Object.fromEntries(
+      ANTHROPIC.map((m) => [`bedrock/global.anthropic.${m}`, row(`anthropic/${m}`)]),
+    ),
+    ...Object.fromEntries(
+      ANTHROPIC.map((m) => [`bedrock/anthropic.${m}`, scaled(row(`anthropic/${m}`), 11n, 10n)]),
+    ),
+  },
+  aliases: Object.fromEntries(
+    ANTHROPIC.flatMap((m) =>
+      BEDROCK_REGIONS.map((r) => [`bedrock/${r}.anthropic.${m}`, `bedrock/anthropic.${m}`])
+    ),
+  ),
+});
+
+/**
+ * Every built-in version, oldest first: the hub seeds those above its store's latest version at
+ * start (hub/billing/prices.ts), so a fresh hub prices with v2. Agents hold v1 only and learn
+ * the rest from the hub (a hub may hold an operator's own v2).
+ */
+export const BUILT_IN_PRICE_TABLES: readonly PriceTable[] = Object.freeze([
+  DEFAULT_PRICE_TABLE,
+  DEFAULT_PRICE_TABLE_V2,
+]);

@@ -24,6 +24,12 @@ const BENCHES: Record<string, Bench> = {
       "[--log-level L] [--cpu-prof DIR]",
     load: () => import("./bench/gateway.ts"),
   },
+  ledger: {
+    about: "settlements/s on SQLite and MariaDB (durable commits): settle one by one vs group " +
+      "commit (SettleBatcher); agent verify + commit/s [--rounds N] [--count N] [--in-flight N] " +
+      "[--quick] [--only sqlite|mariadb|agent] [--mysql DSN]",
+    load: () => import("./bench/ledger.ts"),
+  },
   routing: {
     about: "select() µs per decision at 100/1,000/10,000 candidates; limiter decisions/s " +
       "(memory, Redis)",

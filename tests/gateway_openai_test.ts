@@ -239,6 +239,12 @@ Deno.test("moderation and bad input answer in OpenAI's envelope; nothing is disp
       [
         "/v1/chat/completions",
         { method: "POST", body: JSON.stringify({ model: "no-such-model-anywhere", messages: [] }) },
+        404,
+        "model_not_found",
+      ],
+      [
+        "/v1/chat/completions",
+        { method: "POST", body: JSON.stringify({ model: "gpt-4.1", messages: [] }) },
         503,
         "no_capacity",
       ],

@@ -233,3 +233,18 @@ Deno.test("SettlementChecker: appends and acks in seq order, disputes a tampered
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("verifySettlement: a CLAIMed count accepts a payout capped below the formula, never above", async () => {
+  const frame = await honest(null, "req_c");
+  const lower = async (payout: string) => {
+    const e = await appendEntry(null, { ...frame, agentPayout: payout, userCharge: "0.00" });
+    return { ...frame, ...e, agentPayout: payout, userCharge: "0.00" };
+  };
+  const capped = await lower("0.000001");
+  assert.ok((await verifySettlement(capped, { ...own, claimed: true }, genesis, AGENT)).ok);
+  const plain = await verifySettlement(capped, own, genesis, AGENT);
+  assert.ok(!plain.ok && /^agentPayout/.test(plain.reason), "only for a claimed count");
+  const above = await lower("99.00");
+  const v = await verifySettlement(above, { ...own, claimed: true }, genesis, AGENT);
+  assert.ok(!v.ok && /^agentPayout 99\.00 differs/.test(v.reason));
+});

@@ -3,7 +3,8 @@
  *
  * Durability: each append first writes the entry as one JSON line to `ledger.log` and
  * fdatasyncs it, then inserts it into `ledger.db` (SQLite WAL, synchronous=FULL, so the commit
- * is fsync'd too). `open` verifies both copies as hash chains and reconciles a torn tail:
+ * is fsync'd too) — appends made together share one fdatasync and one commit (group commit), and
+ * each resolves only once both are done. `open` verifies both copies as hash chains and reconciles a torn tail:
  * a partial last log line is truncated, entries in the log but not in SQLite are replayed
  * into SQLite, entries in SQLite but not in the log are re-appended to the log. Anything else
  * (a bad hash, a broken link, the copies disagreeing on a shared seq) throws
@@ -22,6 +23,7 @@ import {
 } from "../../protocol/chain.ts";
 import { type Clock, systemClock } from "../../protocol/clock.ts";
 import { USAGE_FIELDS } from "../../protocol/usage.ts";
+import { GroupCommit } from "../../runtime/group_commit.ts";
 import { type DisputeRecord, LogCorruptError, LogFile, SqlStore } from "./store.ts";
 
 export type { DisputeRecord } from "./store.ts";
@@ -61,7 +63,10 @@ export interface Repairs {
 export class AgentLedger {
   #last: LedgerEntry | null;
   #head: ChainHead;
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #appends = new GroupCommit<AppendFields, LedgerEntry>(
+    (batch) => this.#appendBatch(batch),
+    { batchMax: 256, gather: true }, // the SETTLED checker feeds it one frame at a time
+  );
   #closed = false;
 
   private constructor(
@@ -71,6 +76,8 @@ export class AgentLedger {
     head: ChainHead,
     last: LedgerEntry | null,
     readonly repairs: Repairs,
+    /** `ledger.db`, for the own-count store (own_counts.ts) that shares it. */
+    readonly dbPath: string,
   ) {
     this.#head = head;
     this.#last = last;
@@ -87,51 +94,66 @@ export class AgentLedger {
         throw new TypeError(`Ledger in ${dir} belongs to ${head.agentId}, not ${opts.agentId}`);
       }
       if (head.seq === 0) head.agentId = opts.agentId ?? "";
-      return new AgentLedger(sql, log, opts.clock ?? systemClock, head, last, repairs);
+      const dbPath = join(dir, "ledger.db");
+      return new AgentLedger(sql, log, opts.clock ?? systemClock, head, last, repairs, dbPath);
     } catch (err) {
       sql.close(), log.close();
       throw err;
     }
   }
 
-  /** Appends the settlement of `fields.requestId`; a replay with identical content returns it. */
+  /**
+   * Appends the settlement of `fields.requestId`; a replay with identical content returns it.
+   * Group commit: appends made while a write is in progress are written together (one log
+   * fdatasync, one SQLite commit); each resolves only once its entry is durable in both.
+   */
   append(fields: AppendFields): Promise<LedgerEntry> {
-    const run = this.#queue.then(() => this.#append(fields));
-    this.#queue = run.catch(() => {});
-    return run;
+    return this.#appends.add(fields);
   }
 
-  async #append(fields: AppendFields): Promise<LedgerEntry> {
+  /** One batch of appends, in order; a refused one (conflict, wrong agent) only fails itself. */
+  async #appendBatch(batch: AppendFields[]): Promise<(LedgerEntry | Error)[]> {
     if (this.#closed) throw new Error("Ledger is closed");
-    const agentId = fields.agentId ?? this.#head.agentId;
-    if (!agentId) throw new TypeError("append: agentId is required for the first entry");
-    if (this.#head.agentId && agentId !== this.#head.agentId) {
-      throw new TypeError(
-        `append: agentId ${agentId} is not this ledger's (${this.#head.agentId})`,
-      );
+    let last = this.#last, head = this.#head;
+    const fresh = new Map<string, LedgerEntry>(); // booked earlier in this batch
+    const out: (LedgerEntry | Error)[] = [];
+    for (const fields of batch) {
+      try {
+        const agentId = fields.agentId ?? head.agentId;
+        if (!agentId) throw new TypeError("append: agentId is required for the first entry");
+        if (head.agentId && agentId !== head.agentId) {
+          throw new TypeError(`append: agentId ${agentId} is not this ledger's (${head.agentId})`);
+        }
+        const existing = fresh.get(fields.requestId) ?? this.sql.byRequest(fields.requestId);
+        if (existing) {
+          if (!sameContent(existing, fields)) {
+            throw new LedgerConflictError(fields.requestId, existing);
+          }
+          out.push(existing);
+          continue;
+        }
+        const settledAtMs = fields.settledAtMs ?? this.clock.nowMs();
+        const entry = await appendEntry(last, { ...fields, agentId, settledAtMs });
+        fresh.set(entry.requestId, entry);
+        last = entry;
+        head = { agentId, seq: entry.seq, hash: entry.hash, totals: addTotals(head.totals, entry) };
+        out.push(entry);
+      } catch (err) {
+        out.push(err instanceof Error ? err : new Error(String(err)));
+      }
     }
-    const existing = this.sql.byRequest(fields.requestId);
-    if (existing) {
-      if (sameContent(existing, fields)) return existing;
-      throw new LedgerConflictError(fields.requestId, existing);
-    }
-    const settledAtMs = fields.settledAtMs ?? this.clock.nowMs();
-    const entry = await appendEntry(this.#last, { ...fields, agentId, settledAtMs });
-    this.log.append([entry]); // durable first: the log is the write-ahead copy
+    const entries = [...fresh.values()];
+    if (entries.length === 0) return out;
+    this.log.append(entries); // durable first: the log is the write-ahead copy
     try {
-      this.sql.insert([entry]);
+      this.sql.insert(entries);
     } catch (err) {
       this.#closed = true; // log is now ahead of SQLite: only `open` may reconcile them
       throw err;
     }
-    this.#last = entry;
-    this.#head = {
-      agentId,
-      seq: entry.seq,
-      hash: entry.hash,
-      totals: addTotals(this.#head.totals, entry),
-    };
-    return entry;
+    this.#last = last;
+    this.#head = head;
+    return out;
   }
 
   head(): ChainHead {
@@ -161,7 +183,7 @@ export class AgentLedger {
   }
 
   async close(): Promise<void> {
-    await this.#queue;
+    await this.#appends.idle();
     this.#closed = true;
     this.sql.close();
     this.log.close();

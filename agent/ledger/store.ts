@@ -16,7 +16,14 @@ CREATE TABLE IF NOT EXISTS entries (
   prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (
   id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL, reason TEXT NOT NULL,
-  hub_entry TEXT, recorded_at_ms INTEGER NOT NULL);`;
+  hub_entry TEXT, recorded_at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS own_usage (
+  request_id TEXT PRIMARY KEY, vendor TEXT NOT NULL, model TEXT, usage TEXT NOT NULL,
+  prompt_tokens INTEGER NOT NULL, service_tier TEXT, completed_at_ms INTEGER NOT NULL,
+  end_sent INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending', reason TEXT);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  seq INTEGER PRIMARY KEY, note TEXT NOT NULL, hub_signed INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL);`;
 
 const COLUMNS = "seq, request_id, agent_id, vendor, model, usage, price_version, official, " +
   "user_charge, agent_payout, completed_at_ms, settled_at_ms, prev_hash, hash";
@@ -97,11 +104,16 @@ export class SqlStore {
       `INSERT INTO entries (${COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
   }
-  /** Inserts entries in one transaction (one fsync'd commit). */
+  /**
+   * Inserts entries in one transaction (one fsync'd commit); the agent's own counts of those
+   * requests (own_usage) are deleted in the same commit, so a count is pending exactly until
+   * its settlement is stored.
+   */
   insert(entries: readonly LedgerEntry[]): void {
+    const settled = this.db.prepare("DELETE FROM own_usage WHERE request_id = ?");
     this.db.exec("BEGIN IMMEDIATE");
     try {
-      for (const e of entries) this.#insert.run(...toRow(e));
+      for (const e of entries) this.#insert.run(...toRow(e)), settled.run(e.requestId);
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");

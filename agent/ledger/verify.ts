@@ -16,6 +16,7 @@ import { DEFAULT_PRICE_TABLE } from "../../protocol/prices_default.ts";
 import { type Usage, USAGE_FIELDS } from "../../protocol/usage.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { AgentLedger } from "./mod.ts";
+import { lookupTable, type PriceLookup } from "./prices.ts";
 
 /** What the agent itself measured for one request (from its upstream meter). */
 export interface OwnUsage {
@@ -26,6 +27,18 @@ export interface OwnUsage {
   serviceTier?: string;
   /** When the agent finished the request (agent clock). */
   atMs: number;
+  /**
+   * The agent CLAIMed it (no settlement came): the hub's claim policy may cap the payout at the
+   * request's hold, so a payout below the formula is accepted (never above).
+   */
+  claimed?: boolean;
+}
+
+/** Where the checker finds the agent's own counts (in memory: UsageBook; durable: OwnCountStore). */
+export interface OwnCounts {
+  put(requestId: string, usage: OwnUsage): void;
+  get(requestId: string): OwnUsage | undefined;
+  delete(requestId: string): void;
 }
 
 /** Price tables the agent knows, by version (only v1 is published so far). */
@@ -47,7 +60,7 @@ export async function verifySettlement(
   own: OwnUsage | undefined,
   head: ChainHead,
   agentId: string,
-  tables: ReadonlyMap<number, PriceTable> = KNOWN_PRICE_TABLES,
+  tables: PriceLookup = KNOWN_PRICE_TABLES,
 ): Promise<Verdict> {
   const bad = (reason: string): Verdict => ({ ok: false, reason });
   if (frame.agentId !== agentId) return bad(`agentId ${frame.agentId} is not this agent`);
@@ -63,7 +76,7 @@ export async function verifySettlement(
   if (Math.abs(frame.completedAtMs - own.atMs) > COMPLETION_SKEW_MS) {
     return bad("completedAtMs is too far from the agent's completion time");
   }
-  const table = tables.get(frame.priceVersion);
+  const table = await lookupTable(tables, frame.priceVersion); // may fetch it from the hub
   if (!table) return bad("unknown price version");
   const price = findPrice(table, frame.vendor, frame.model)?.price ??
     (own.model ? findPrice(table, own.vendor, own.model)?.price : undefined);
@@ -95,8 +108,12 @@ export async function verifySettlement(
   // The agent's stake is the official cost and its payout: both must match to the picodollar.
   // The user's charge is the hub's business with its client; it may be lower than the formula
   // (capped at the hold when the balance ran short) but never higher.
-  for (const k of ["official", "agentPayout"] as const) {
-    if (frame[k] !== expected[k]) return bad(`${k} ${frame[k]} differs from ${expected[k]}`);
+  if (frame.official !== expected.official) {
+    return bad(`official ${frame.official} differs from ${expected.official}`);
+  }
+  const payoutCapped = own.claimed && parseUsd(frame.agentPayout) < parseUsd(expected.agentPayout);
+  if (frame.agentPayout !== expected.agentPayout && !payoutCapped) {
+    return bad(`agentPayout ${frame.agentPayout} differs from ${expected.agentPayout}`);
   }
   if (parseUsd(frame.userCharge) > parseUsd(expected.userCharge)) {
     return bad(`userCharge ${frame.userCharge} is above ${expected.userCharge}`);
@@ -128,7 +145,7 @@ export async function verifySettlement(
 }
 
 /** The agent's own counts per request id: bounded, each kept for `ttlMs`. */
-export class UsageBook {
+export class UsageBook implements OwnCounts {
   readonly #entries = new Map<string, OwnUsage>();
   constructor(
     private readonly clock: Clock,
@@ -170,6 +187,14 @@ const PARKED_MAX = 256;
  */
 export class SettlementChecker {
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Verification runs ahead of the disk: `#tip` is the head once the appends in flight have
+   * landed, so frames queued behind each other are verified at once and their appends share one
+   * group commit (AgentLedger.append). Acks follow `#landed`, in order, only once durable.
+   */
+  #tip: ChainHead | undefined;
+  #landed: Promise<void> = Promise.resolve();
+  readonly #inFlight = new Set<string>();
   readonly #parked = new Map<
     number,
     { frame: Frame<"settled">; timer: ReturnType<typeof setTimeout> }
@@ -178,27 +203,38 @@ export class SettlementChecker {
   constructor(
     private readonly deps: {
       ledger: AgentLedger;
-      book: UsageBook;
+      book: OwnCounts;
       agentId: string;
       log: Logger;
-      tables?: ReadonlyMap<number, PriceTable>;
+      tables?: PriceLookup;
+      /** Called after each entry is appended and acknowledged (checkpoints, sync.ts). */
+      onAppended?: (entry: LedgerEntry, reply: (f: ControlFrame) => void) => void;
     },
   ) {}
 
-  /** Processes `frame`; every reply (ack or dispute) goes to `reply`, in order. */
+  /** Resolves once every frame handed in so far has been processed. */
+  idle(): Promise<void> {
+    return this.#queue.then(() => this.#landed);
+  }
+
+  /**
+   * Processes `frame`; every reply (ack or dispute) goes to `reply`, in order. Resolves once it
+   * (and every frame before it) has been answered; the next frame need not wait for that.
+   */
   onSettled(frame: Frame<"settled">, reply: (f: ControlFrame) => void): Promise<void> {
     const run = this.#queue.then(() => this.#handle(frame, reply));
     this.#queue = run.catch((e) =>
       this.deps.log.error("settlement check failed", { error: errorMessage(e) })
     );
-    return this.#queue as Promise<void>;
+    return this.#queue.then(() => this.#landed);
   }
 
   async #handle(frame: Frame<"settled">, reply: (f: ControlFrame) => void): Promise<void> {
-    const { ledger, log } = this.deps;
-    const head = ledger.head();
+    const { ledger } = this.deps;
+    const head = this.#tip ?? ledger.head();
     if (frame.seq <= head.seq) {
       // A replay of what we already hold is acknowledged again; anything else is a dispute.
+      await this.#landed; // what it replays may still be on its way to disk
       const have = ledger.entryFor(frame.requestId);
       if (have && have.seq === frame.seq && have.hash === frame.hash) {
         return reply({
@@ -224,9 +260,20 @@ export class SettlementChecker {
       this.deps.agentId,
       this.deps.tables,
     );
-    if (!verdict.ok) return this.#dispute(frame, verdict.reason, reply);
+    if (!verdict.ok) {
+      await this.#landed; // replies stay in frame order
+      return this.#dispute(frame, verdict.reason, reply);
+    }
     const { entry } = verdict;
-    const stored = await ledger.append({
+    const booked = ledger.entryFor(entry.requestId);
+    if (booked || this.#inFlight.has(entry.requestId)) {
+      await this.#landed;
+      const where = booked ? `as seq ${booked.seq}` : "by a frame still being written";
+      return this.#dispute(frame, `request already settled ${where}`, reply);
+    }
+    this.#tip = { ...head, seq: entry.seq, hash: entry.hash }; // totals: not used to verify
+    this.#inFlight.add(entry.requestId);
+    const appended = ledger.append({
       requestId: entry.requestId,
       vendor: entry.vendor,
       model: entry.model,
@@ -239,19 +286,39 @@ export class SettlementChecker {
       settledAtMs: entry.settledAtMs,
       agentId: entry.agentId,
     });
-    if (stored.hash !== entry.hash || stored.seq !== entry.seq) {
-      // Cannot happen after the checks above, but never ack an entry we did not store.
-      return this.#dispute(frame, "the agent's ledger stored a different entry", reply);
-    }
-    this.deps.book.delete(entry.requestId);
-    log.debug("settlement verified", { requestId: entry.requestId, seq: entry.seq });
-    reply({ type: "settle_ack", requestId: entry.requestId, seq: entry.seq, hash: entry.hash });
+    // Handled at once (never an unhandled rejection), acted on in order.
+    const outcome = appended.then((stored) => ({ stored }), (error: unknown) => ({ error }));
+    this.#landed = this.#landed.then(() => outcome).then((o) => {
+      if ("stored" in o) return this.#acknowledge(frame, entry, o.stored, reply);
+      throw o.error;
+    }).catch((e) => {
+      this.#tip = undefined; // back to what the ledger holds
+      this.deps.log.error("settlement check failed", { error: errorMessage(e) });
+    }).finally(() => this.#inFlight.delete(entry.requestId));
     const next = this.#parked.get(entry.seq + 1);
     if (next) {
       clearTimeout(next.timer);
       this.#parked.delete(entry.seq + 1);
       this.onSettled(next.frame, reply);
     }
+  }
+
+  /** Once `entry` is durable: SETTLE_ACK (or a dispute if the ledger stored something else). */
+  #acknowledge(
+    frame: Frame<"settled">,
+    entry: LedgerEntry,
+    stored: LedgerEntry,
+    reply: (f: ControlFrame) => void,
+  ): void {
+    if (stored.hash !== entry.hash || stored.seq !== entry.seq) {
+      // Cannot happen after the checks above, but never ack an entry we did not store.
+      this.#tip = undefined;
+      return this.#dispute(frame, "the agent's ledger stored a different entry", reply);
+    }
+    this.deps.book.delete(entry.requestId);
+    this.deps.log.debug("settlement verified", { requestId: entry.requestId, seq: entry.seq });
+    reply({ type: "settle_ack", requestId: entry.requestId, seq: entry.seq, hash: entry.hash });
+    this.deps.onAppended?.(stored, reply);
   }
 
   #dispute(frame: Frame<"settled">, reason: string, reply: (f: ControlFrame) => void): void {

@@ -114,6 +114,7 @@ export class AgentStream {
         path: request.path,
         status: response.status,
         contentType,
+        headers: response.headers,
       });
       const source = body;
       body = source &&
@@ -144,6 +145,9 @@ export class AgentStream {
         quotaExhausted: response.status === 429 && call.keyRotations > 0,
       });
     }
+    // The agent's own count is made durable BEFORE the hub can see RESPONSE_END and settle
+    // (agent/ledger/own_counts.ts): a crash in between never leaves a SETTLED it cannot check.
+    deps.onMetered?.(request, measured);
     deps.control({
       type: "response_end",
       stream: request.stream,
@@ -156,7 +160,6 @@ export class AgentStream {
       serviceTier: measured.serviceTier,
       keyRotations: call.keyRotations || undefined,
     });
-    deps.onMetered?.(request, measured);
     log.info("request served", {
       channel: channel.id,
       status: response.status,

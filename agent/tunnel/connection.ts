@@ -30,6 +30,8 @@ import type { Signer, Verifier } from "../../protocol/identity.ts";
 import { LIMITS } from "../../protocol/limits.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import { AgentStream, type AgentStreamDeps } from "./agent_stream.ts";
+import { isUpgradeRequest } from "../../protocol/realtime_wire.ts";
+import { RealtimeAgentStream } from "../upstream/realtime.ts";
 import type { TunnelSocket } from "./dial.ts";
 
 export interface ConnectionDeps {
@@ -57,6 +59,13 @@ export type StreamHost =
      * (SETTLE_ACK or DISPUTE) is sent on this connection. Without it SETTLED is ignored.
      */
     onSettled?: (frame: Frame<"settled">, reply: (frame: ControlFrame) => void) => void;
+    /** Ledger sync (agent/ledger/sync.ts): told when a session opens, offered its frames. */
+    ledgerSync?: {
+      onOpen(send: (frame: ControlFrame) => void): void;
+      onFrame(frame: ControlFrame, send: (frame: ControlFrame) => void): boolean;
+    };
+    /** A price table (PRICES) or the hub's "no such version" (PRICES_MISSING); agent/ledger/prices.ts. */
+    onPrices?: (frame: Frame<"prices"> | Frame<"prices_missing">) => void;
   };
 
 export interface ConnectionEnd {
@@ -83,7 +92,7 @@ export class TunnelConnection {
   #watchdog: ReturnType<typeof setInterval>;
   #resolve!: (end: ConnectionEnd) => void;
   #queue = Promise.resolve();
-  readonly #streams = new Map<number, AgentStream>();
+  readonly #streams = new Map<number, AgentStream | RealtimeAgentStream>();
   readonly #budget = new SessionBudget();
   #capabilitiesChanged = false;
   #closing?: { code: number; reason: string };
@@ -110,6 +119,13 @@ export class TunnelConnection {
     });
   }
 
+  /** Sends a control frame if the session is open (PRICES_GET); false when it is not. */
+  sendControl(frame: ControlFrame): boolean {
+    if (this.#state !== "open" || this.#closing) return false;
+    this.#send(frame);
+    return true;
+  }
+
   get open(): boolean {
     return this.#state === "open";
   }
@@ -128,6 +144,11 @@ export class TunnelConnection {
       this.#send({ type: "goodbye", reason, reconnect: code === CloseCode.shutdown });
     }
     this.#closeWith(code, reason);
+  }
+
+  /** True while the tunnel socket is open (a frame sent now reaches the hub unless it drops). */
+  get socketOpen(): boolean {
+    return this.deps.socket.readyState === 1;
   }
 
   #send(frame: ControlFrame): void {
@@ -222,7 +243,9 @@ export class TunnelConnection {
         reason: host ? "duplicate stream id" : "agent serves no requests",
       });
     }
-    const stream = new AgentStream(frame, {
+    // An upgrade REQUEST relays a WebSocket (protocol/realtime_wire.ts) instead of an HTTP call.
+    const Stream = isUpgradeRequest(frame.headers) ? RealtimeAgentStream : AgentStream;
+    const stream = new Stream(frame, {
       ...host,
       budget: this.#budget,
       control: (f) => this.#send(f),
@@ -321,12 +344,16 @@ export class TunnelConnection {
       case "goodbye":
         this.deps.log.info("hub said goodbye", { reason: frame.reason });
         return;
+      case "prices":
+      case "prices_missing":
+        return this.deps.streams?.onPrices?.(frame);
       case "settled":
         if (!this.deps.streams?.onSettled) {
           return this.deps.log.debug("ignoring SETTLED: no ledger", { seq: frame.seq });
         }
         return this.deps.streams.onSettled(frame, (f) => this.#send(f));
       default:
+        if (this.deps.streams?.ledgerSync?.onFrame(frame, (f) => this.#send(f))) return;
         this.deps.log.debug("ignoring frame", { type: frame.type });
     }
   }
@@ -344,5 +371,6 @@ export class TunnelConnection {
     if (this.#capabilitiesChanged) {
       this.#send({ type: "capabilities", capabilities: this.deps.capabilities });
     }
+    this.deps.streams?.ledgerSync?.onOpen((f) => this.#send(f));
   }
 }

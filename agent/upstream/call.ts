@@ -8,6 +8,7 @@ import { concatBytes, HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import type { CredentialFetch, VendorSurface } from "../../protocol/vendors/types.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { Channel } from "../config.ts";
+import { signAwsUpstream } from "./aws_sign.ts";
 import { credentialFetch, type DevUpstreams, upstreamUrl } from "./whitelist.ts";
 
 /** Bodies up to this size are buffered, so a rejected key can be retried with the next one. */
@@ -68,7 +69,19 @@ export async function callUpstream(
   for (let attempt = 0; attempt < keys.length; attempt++) {
     const index = ((options.firstKey ?? 0) + attempt) % keys.length;
     let target = url;
-    if (vendor.credentialFor) {
+    if (vendor.sigV4) {
+      // AWS: the whole request is signed with the channel's access key (aws_sign.ts).
+      await signAwsUpstream({
+        vendor,
+        channel,
+        key: keys[index]!,
+        method: request.method,
+        target,
+        headers,
+        body: payload,
+        nowMs: Date.now(),
+      });
+    } else if (vendor.credentialFor) {
       // An asynchronous credential (e.g. an OAuth token minted from the key, cached by the vendor).
       let credential;
       try {

@@ -20,6 +20,8 @@ import type { BreakerBoard } from "../routing/breaker.ts";
 import { gradeOf, type PayoutTable } from "../routing/grades.ts";
 import { channelKey, type StatsBoard } from "../routing/stats.ts";
 import { HttpError, readJsonObject } from "../http.ts";
+import type { PriceBook } from "../billing/prices.ts";
+import { priceRoutes } from "./prices.ts";
 
 export interface AdminDeps {
   store: HubStore;
@@ -28,6 +30,8 @@ export interface AdminDeps {
   adminToken?: string;
   /** Live routing knowledge (stats, grades, breakers) shown per agent and channel. */
   routing?: { stats: StatsBoard; breakers: BreakerBoard; payoutTable: PayoutTable };
+  /** Published price versions (`/admin/prices`); without it those routes do not exist. */
+  prices?: PriceBook;
 }
 
 export function adminRoutes(deps: AdminDeps): Hono {
@@ -79,6 +83,8 @@ export function adminRoutes(deps: AdminDeps): Hono {
       throw e;
     }
   });
+
+  if (deps.prices) app.route("/", priceRoutes({ prices: deps.prices }));
 
   app.get("/agents", async (c) => c.json((await store.listAgents()).map(view)));
   app.get("/agents/:id", async (c) => c.json(view(await requireAgent(c.req.param("id")))));

@@ -9,18 +9,24 @@ import { Hono } from "hono";
 import { keyLimitsProblem } from "../gateway/limits.ts";
 import { parsePolicy } from "../routing/policy.ts";
 import type { Clock } from "../../protocol/clock.ts";
+import type { AwsCredentialVault } from "../gateway/sigv4_credentials.ts";
 import { HttpError, readJsonObject } from "../http.ts";
 import {
   type HubStore,
   type KeyRecord,
   parseUsd,
+  StoreConflictError,
   StoreNotFoundError,
   type UserRecord,
 } from "../store/mod.ts";
+import { capsFrom, idempotencyKeyOf } from "./quotas.ts";
+import { readKeyStatus } from "../gateway/key_status.ts";
 
 export interface UserRoutesDeps {
   store: HubStore;
   clock: Clock;
+  /** Issues each new key an AWS access key (Bedrock SigV4 clients); absent: none. */
+  awsCredentials?: AwsCredentialVault;
 }
 
 const NAME_CHARS_MAX = 200;
@@ -66,11 +72,23 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
 
   app.post("/users/:id/credit", async (c) => {
     const id = c.req.param("id");
-    const amount = requireAmount((await readJsonObject(c.req.raw)).amount);
+    const body = await readJsonObject(c.req.raw);
+    const amount = requireAmount(body.amount);
+    // Retrying with the same Idempotency-Key (header or `idempotencyKey`) credits only once.
+    const idempotencyKey = idempotencyKeyOf(c.req.header("idempotency-key"), body.idempotencyKey);
     try {
-      return c.json({ id, balance: await store.creditUser(id, amount) });
+      const t = await store.quotas.topUp({ userId: id, amount, idempotencyKey }, clock.nowMs());
+      const replay = idempotencyKey === null ? {} : { idempotencyKey, replayed: t.replayed };
+      return c.json({ id, balance: t.balanceAfter, ...replay });
     } catch (e) {
       if (e instanceof StoreNotFoundError) throw notFound("user", id);
+      if (e instanceof StoreConflictError) {
+        throw new HttpError(
+          409,
+          "conflict",
+          "This Idempotency-Key was already used for a different top-up",
+        );
+      }
       if (e instanceof RangeError) throw new HttpError(400, "invalid_request", e.message);
       throw e;
     }
@@ -86,10 +104,19 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
         policy: routingPolicy(body.policy),
         limits: keyLimits(body.limits),
         expiresAtMs: optionalExpiry(body.expiresAt, clock.nowMs()),
+        caps: capsFrom(body),
       }, clock.nowMs());
-      // The only response that ever carries the secret: keep it out of every cache.
+      // For AWS SigV4 clients (Bedrock): an access key id and secret for the same key.
+      const aws = await deps.awsCredentials?.issue(record.id);
+      // The only response that ever carries the secrets: keep it out of every cache.
       return c.json(
-        { id: record.id, key: secret, prefix: record.prefix, userId: record.userId },
+        {
+          id: record.id,
+          key: secret,
+          prefix: record.prefix,
+          userId: record.userId,
+          ...(aws ? { aws } : {}),
+        },
         201,
         { "cache-control": "no-store" },
       );
@@ -99,10 +126,11 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
     }
   });
 
+  // The key with its caps, spend per period and its user's balance (as /api/keys/status).
   app.get("/keys/:id", async (c) => {
     const key = await store.getKey(c.req.param("id"));
     if (!key) throw notFound("key", c.req.param("id"));
-    return c.json(keyView(key));
+    return c.json({ ...keyView(key), ...await readKeyStatus(store, key, clock.nowMs()) });
   });
 
   // Routing policy and limits can change over a key's life; the gateway sees the change within
@@ -114,8 +142,12 @@ export function userRoutes(deps: UserRoutesDeps): Hono {
     if (!key) throw notFound("key", id);
     const policy = "policy" in body ? routingPolicy(body.policy) : key.policy;
     const limits = "limits" in body ? keyLimits(body.limits) : key.limits;
+    const current = (await store.quotas.keySpend(id, clock.nowMs()))?.caps;
+    const caps = current && capsFrom(body, current);
     await store.setKeyRouting(id, policy ?? null, limits ?? null);
-    return c.json(keyView((await store.getKey(id))!));
+    if (caps) await store.quotas.setKeyCaps(id, caps);
+    const updated = (await store.getKey(id))!;
+    return c.json({ ...keyView(updated), ...await readKeyStatus(store, updated, clock.nowMs()) });
   });
 
   for (const [action, disabled] of [["disable", true], ["enable", false]] as const) {

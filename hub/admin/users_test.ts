@@ -201,7 +201,29 @@ Deno.test("POST /keys shows the secret once; GET never returns it or its hash", 
     const hash = toHex(await sha256(key));
     const got = await call("GET", `/keys/${id}`);
     const listed = await call("GET", `/users/${u}/keys`);
-    assert.deepEqual(got, { status: 200, json: view });
+    // GET /keys/:id adds what /api/keys/status shows (caps, spend per UTC period, balance).
+    const period = (start: string | null, end: string | null) => ({
+      start,
+      end,
+      spent: "0.00",
+      cap: null,
+      remaining: null,
+    });
+    assert.deepEqual(got, {
+      status: 200,
+      json: {
+        ...view,
+        object: "key_status",
+        balance: "0.00",
+        caps: { budget: null, dailyCap: null, monthlyCap: null },
+        spend: {
+          total: period(null, null),
+          day: period("2026-11-22T00:00:00.000Z", "2026-11-23T00:00:00.000Z"),
+          month: period("2026-11-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z"),
+          held: "0.00",
+        },
+      },
+    });
     assert.deepEqual(listed, { status: 200, json: [view] });
     for (const text of [JSON.stringify(got), JSON.stringify(listed)]) {
       assert.ok(!text.includes(key.slice(3)) && !text.includes(hash), text);

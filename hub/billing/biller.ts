@@ -14,9 +14,13 @@
  * - After a settlement is stored, the entry goes to the agent as a SETTLED frame on its current
  *   session, with the zone multiplier and payout ratio used; the agent re-prices its own count and
  *   answers SETTLE_ACK or DISPUTE (hub/tunnel/session.ts). An agent that is offline then gets
- *   nothing now: its ledger is reconciled against the hub's later (`GET /admin/ledger`).
- * - Prices are the in-memory `DEFAULT_PRICE_TABLE` for now (versioned tables in the store are a
- *   later step); the ledger entry records the table's `version`.
+ *   nothing now: it catches up when it reconnects (RECONCILE, hub/billing/ledger_sync.ts).
+ * - Ledger sync: `dispatchedTo` records which agent an attempt went to, and `settle` marks the
+ *   dispatch delivered (with the zone multiplier and payout ratio) before booking, so a CLAIM
+ *   can be judged and a catch-up can resend the SETTLED; `claimAmounts` prices a CLAIM.
+ * - Prices are the current published version (`prices`: a provider, hub/billing/prices.ts, read
+ *   once per reserve and per settlement; `DEFAULT_PRICE_TABLE` when none is given); the ledger
+ *   entry records the `version` that priced it.
  * @module
  */
 import type { Clock } from "../../protocol/clock.ts";
@@ -38,10 +42,14 @@ import { gradeOf, type PayoutTable } from "../routing/grades.ts";
 import type { StatsBoard } from "../routing/stats.ts";
 import type { ControlFrame } from "../../protocol/frames.ts";
 import type { LedgerEntry } from "../../protocol/chain.ts";
+import { SettleBatcher } from "./settle_batcher.ts";
+import type { Frame } from "../../protocol/frames.ts";
 import {
   type BillingStore,
   InsufficientFundsError,
+  KeyCapExceededError,
   type KeyWithUser,
+  type LedgerSyncStore,
   type UsageContext,
 } from "../store/mod.ts";
 
@@ -68,8 +76,11 @@ export interface BillerOptions {
   stats: StatsBoard;
   payoutTable: PayoutTable;
   unpriced: UnpricedPolicy;
-  prices?: PriceTable;
+  /** A fixed table, or the provider of the current one (read at each reserve / settlement). */
+  prices?: PriceTable | (() => PriceTable);
   zones?: Readonly<Record<string, string>>;
+  /** Dispatch records for ledger sync (claims, catch-up); absent: none are kept. */
+  ledgerSync?: Pick<LedgerSyncStore, "recordDispatch" | "markDelivered">;
   /** The agent's live session to send SETTLED on (default: its current tunnel session). */
   sessionOf: (agentId: string) => { send(frame: ControlFrame): void } | undefined;
 }
@@ -87,16 +98,25 @@ const INPUT_DIMENSIONS = [
 ] as const satisfies readonly (keyof Usage)[];
 
 export class Biller {
-  readonly prices: PriceTable;
+  readonly #prices: () => PriceTable;
   readonly #warned = new Set<string>();
+  /** Concurrent settlements share one commit (group commit); each still awaits its own. */
+  readonly #settler: SettleBatcher;
 
   constructor(readonly options: BillerOptions) {
-    this.prices = options.prices ?? DEFAULT_PRICE_TABLE;
+    const fixed = options.prices ?? DEFAULT_PRICE_TABLE;
+    this.#prices = typeof fixed === "function" ? fixed : () => fixed;
+    this.#settler = new SettleBatcher(options.store);
   }
 
-  /** The price of `vendor/model`, or undefined. */
-  priceOf(vendor: string, model: string): ModelPrice | undefined {
-    return findPrice(this.prices, vendor, model)?.price;
+  /** The price table in force now. */
+  get prices(): PriceTable {
+    return this.#prices();
+  }
+
+  /** The price of `vendor/model` in `table` (default: the current one), or undefined. */
+  priceOf(vendor: string, model: string, table = this.prices): ModelPrice | undefined {
+    return findPrice(table, vendor, model)?.price;
   }
 
   /** The worst-case user charge of a request (picodollars). Pure apart from the clock. */
@@ -166,10 +186,17 @@ export class Biller {
     const now = this.options.clock.nowMs();
     try {
       await this.options.store.reserve(
-        { reservationId: requestId, userId: key.userId, amount, expiresAtMs: now + HOLD_TTL_MS },
+        {
+          reservationId: requestId,
+          userId: key.userId,
+          keyId: key.id,
+          amount,
+          expiresAtMs: now + HOLD_TTL_MS,
+        },
         now,
       );
     } catch (e) {
+      if (e instanceof KeyCapExceededError) throw keyCapRefusal(e);
       if (e instanceof InsufficientFundsError) {
         throw new GatewayError(
           429,
@@ -185,6 +212,80 @@ export class Biller {
     return { reservationId: requestId, userId: key.userId, vendor, model, zone: key.zone, amount };
   }
 
+  /**
+   * Notes that an attempt of `hold`'s request goes to `agentId` (what a later CLAIM is checked
+   * against). Off the request path: a failed write is logged, and such a claim is refused.
+   */
+  dispatchedTo(hold: BillingHold, agentId: string): void {
+    const sync = this.options.ledgerSync;
+    if (!sync) return;
+    const { reservationId: requestId, vendor, model, zone } = hold;
+    sync.recordDispatch({
+      requestId,
+      agentId,
+      vendor,
+      model,
+      zone,
+      atMs: this.options.clock.nowMs(),
+    })
+      .catch((e) =>
+        this.options.log.error("cannot record the dispatch", { requestId, error: errorMessage(e) })
+      );
+  }
+
+  /** The zone multiplier and the agent's current payout ratio (its grade now). */
+  pricingInputs(zone: string, agentId: string): { zoneMultiplier: string; payoutRatio: string } {
+    const grade = gradeOf(this.options.stats.agentStats(agentId, this.options.clock.nowMs()));
+    return { zoneMultiplier: this.#zone(zone), payoutRatio: this.options.payoutTable[grade] };
+  }
+
+  /**
+   * Prices a CLAIM (policy in hub/billing/ledger_sync.ts): the official cost of the agent's
+   * measured usage at the dispatched model's price, the user charge the key's zone would pay if
+   * the response was delivered, and the agent's payout capped at the hold (the worst case).
+   */
+  claimAmounts(
+    dispatch: { vendor: string; model: string; zone: string; agentId: string },
+    claim: Frame<"claim">,
+    hold: Money,
+  ) {
+    const price = this.priceOf(dispatch.vendor, dispatch.model) ??
+      (claim.model ? this.priceOf(dispatch.vendor, claim.model) : undefined);
+    if (!price) throw new Error(`no price for ${dispatch.vendor}/${dispatch.model}`);
+    const usage = { ...emptyUsage(), ...claim.usage };
+    const official = costOf(
+      usage,
+      {
+        promptTokens: claim.promptTokens,
+        completedAtMs: claim.completedAtMs,
+        serviceTier: claim.serviceTier,
+      },
+      price,
+    );
+    const inputs = this.pricingInputs(dispatch.zone, dispatch.agentId);
+    const split = charges({ official, ...inputs });
+    const agentPayout = split.agentPayout > hold ? hold : split.agentPayout;
+    return {
+      ...inputs,
+      usage,
+      userChargeIfDelivered: split.userCharge,
+      agentPayout,
+      entry: {
+        agentId: dispatch.agentId,
+        requestId: claim.requestId,
+        vendor: dispatch.vendor,
+        model: claim.model || dispatch.model,
+        usage,
+        priceVersion: this.prices.version,
+        official: formatUsd(official),
+        userCharge: formatUsd(split.userCharge),
+        agentPayout: formatUsd(agentPayout),
+        completedAtMs: claim.completedAtMs,
+        settledAtMs: this.options.clock.nowMs(),
+      },
+    };
+  }
+
   /** Gives the hold back without charging (no completion, or a failure before dispatch). */
   async release(hold: BillingHold): Promise<void> {
     await this.options.store.release(hold.reservationId, this.options.clock.nowMs());
@@ -196,8 +297,9 @@ export class Biller {
    * hold (logged).
    */
   async settle(hold: BillingHold, record: UsageRecord, context: UsageContext): Promise<void> {
-    const price = this.priceOf(hold.vendor, hold.model) ??
-      this.priceOf(hold.vendor, record.model);
+    const prices = this.prices; // one version for the whole settlement, even across awaits
+    const price = this.priceOf(hold.vendor, hold.model, prices) ??
+      this.priceOf(hold.vendor, record.model, prices);
     if (!price) throw new Error(`no price for ${hold.vendor}/${hold.model} at settlement`);
     const now = this.options.clock.nowMs();
     const official = costOf(
@@ -225,7 +327,7 @@ export class Biller {
         vendor: record.vendor,
         model: record.model || hold.model,
         usage: { ...emptyUsage(), ...record.usage },
-        priceVersion: this.prices.version,
+        priceVersion: prices.version,
         official: formatUsd(official),
         userCharge: formatUsd(userCharge),
         agentPayout: formatUsd(split.agentPayout),
@@ -234,9 +336,27 @@ export class Biller {
       },
     });
     const zone = this.#zone(hold.zone), payoutRatio = this.options.payoutTable[grade];
+    // Delivered (with the pricing inputs) before booking: if the hub dies in between, the
+    // agent's CLAIM is charged to the user like this settlement would have been.
+    // A failed mark only weakens a later claim and a catch-up of this entry: logged, not fatal.
+    await this.options.ledgerSync?.markDelivered({
+      requestId: record.requestId,
+      agentId: context.agentId,
+      vendor: hold.vendor,
+      model: hold.model,
+      zone: hold.zone,
+      atMs: now,
+      zoneMultiplier: zone,
+      payoutRatio,
+    }).catch((e) =>
+      this.options.log.error("cannot mark the dispatch delivered", {
+        requestId: record.requestId,
+        error: errorMessage(e),
+      })
+    );
     let stored: LedgerEntry;
     try {
-      stored = await this.options.store.settle(entry(split.userCharge));
+      stored = await this.#settler.settle(entry(split.userCharge));
     } catch (e) {
       if (!(e instanceof InsufficientFundsError)) throw e;
       this.options.log.warn("charge above the hold and the balance; capped at the hold", {
@@ -244,13 +364,18 @@ export class Biller {
         charge: formatUsd(split.userCharge),
         hold: formatUsd(hold.amount),
       });
-      stored = await this.options.store.settle(entry(hold.amount));
+      stored = await this.#settler.settle(entry(hold.amount));
     }
     this.#tellAgent(stored, zone, payoutRatio);
   }
 
   /** Sends the stored entry to the agent if it is connected (else: reconciled later). */
   #tellAgent(e: LedgerEntry, zoneMultiplier: string, payoutRatio: string): void {
+    this.sendSettled(e, zoneMultiplier, payoutRatio);
+  }
+
+  /** Sends one stored entry as SETTLED to the agent's live session, if any. */
+  sendSettled(e: LedgerEntry, zoneMultiplier: string, payoutRatio: string): void {
     const session = this.options.sessionOf(e.agentId);
     if (!session) {
       this.options.log.info("agent offline at settlement; its ledger is reconciled later", {
@@ -270,4 +395,23 @@ export class Biller {
   #zone(zone: string): string {
     return zoneMultiplier(zone, this.options.zones ?? DEFAULT_ZONE_MULTIPLIERS);
   }
+}
+
+const CAP_WORDS = {
+  budget: "total budget",
+  dailyCap: "daily spend cap (UTC day)",
+  monthlyCap: "monthly spend cap (UTC month)",
+} as const;
+
+/** 429 `insufficient_quota` naming the key's cap that refused the hold. */
+function keyCapRefusal(e: KeyCapExceededError): GatewayError {
+  return new GatewayError(
+    429,
+    "insufficient_quota",
+    `This API key's ${CAP_WORDS[e.cap]} of ${e.limit} USD would be exceeded: ${e.spent} USD ` +
+      `is spent or held, and this request may cost up to ${e.amount} USD. ` +
+      "See GET /api/keys/status.",
+    null,
+    "insufficient_quota",
+  );
 }

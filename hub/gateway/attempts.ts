@@ -32,6 +32,8 @@ export type Choice = SessionCandidate<AgentSession>;
 export interface AttemptPlan {
   vendor: VendorSurface;
   model: string;
+  /** Only channels that declare this location (see `VendorSurface.requestLocation`). */
+  location?: string;
   policy: unknown;
   tokens: number;
   log: Logger;
@@ -56,6 +58,7 @@ export async function runAttempts(deps: DispatchDeps, plan: AttemptPlan): Promis
     tierOf: (agentId) => deps.registry.get(agentId)?.tier,
     payoutTable: deps.payoutTable,
     remaining: (agentId, channelId) => deps.registry.get(agentId)?.channelCapacity.get(channelId),
+    location: plan.location,
   });
   const choices = select(candidates, policyOf(plan.policy, plan.log), {
     vendor: plan.vendor.name,

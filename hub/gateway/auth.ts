@@ -48,6 +48,12 @@ export class KeyAuthenticator {
         "invalid_api_key",
       );
     }
+    return this.assertUsable(key);
+  }
+
+  /** Throws the 401/403 for a disabled or expired key (also for keys found another way). */
+  assertUsable(key: KeyWithUser): KeyWithUser {
+    const now = this.clock.nowMs();
     if (key.disabled || key.user.disabled) {
       throw new GatewayError(
         403,

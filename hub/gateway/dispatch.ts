@@ -12,7 +12,8 @@ import type { Limiter, Reservation } from "../limits/mod.ts";
 import type { BreakerBoard } from "../routing/breaker.ts";
 import type { PayoutTable } from "../routing/grades.ts";
 import type { StatsBoard } from "../routing/stats.ts";
-import type { UsageContext } from "../store/mod.ts";
+import type { KeyWithUser, UsageContext } from "../store/mod.ts";
+import type { AwsCredentialVault } from "./sigv4_credentials.ts";
 import type { SessionRegistry } from "../tunnel/registry.ts";
 import type { KeyAuthenticator } from "./auth.ts";
 import { type AccountingDeps, finish } from "./accounting.ts";
@@ -22,6 +23,7 @@ import { GatewayError } from "./errors.ts";
 import { estimateTokens, limitRules, parseKeyLimits } from "./limits.ts";
 import type { ModerationChain } from "./moderation/mod.ts";
 import { sniffRequest } from "./request_body.ts";
+import { modelBehindDeployment } from "../../protocol/vendors/catalog.ts";
 
 export interface GatewayLimits {
   maxRequestBytes: number;
@@ -41,10 +43,23 @@ export interface DispatchDeps extends AccountingDeps {
   breakers: BreakerBoard;
   payoutTable: PayoutTable;
   limiter: Limiter;
+  /** Hub-issued AWS credentials, for SigV4-signed surfaces (Bedrock); absent: Bearer only. */
+  awsCredentials?: AwsCredentialVault;
 }
 
 /** A slot outlives the longest plausible request; a crashed hub's slots expire after it. */
 const SLOT_TTL_MS = 15 * 60_000;
+
+/** Ids of one request, and what its route learned about where it may go. */
+export interface DispatchIds {
+  requestId: string;
+  traceId: string;
+  /**
+   * Root routes several vendors share: the vendor (and its path) for the body's model, or a
+   * GatewayError (e.g. 404 `model_not_found`). See protocol/vendors/catalog.ts.
+   */
+  retarget?: (model: string) => { vendor: VendorSurface; upstreamPath: string };
+}
 
 export async function dispatch(
   deps: DispatchDeps,
@@ -52,11 +67,14 @@ export async function dispatch(
   route: VendorRoute,
   req: Request,
   upstreamPath: string,
-  ids: { requestId: string; traceId: string },
+  ids: DispatchIds,
+  /** A key the caller already authenticated (e.g. by an AWS SigV4 signature). */
+  authenticated?: KeyWithUser,
 ): Promise<Response> {
   const { requestId, traceId } = ids;
   const started = deps.clock.monoMs();
-  const key = await deps.auth.authenticate(vendor.clientCredential(req.headers, new URL(req.url)));
+  const key = authenticated ??
+    await deps.auth.authenticate(vendor.clientCredential(req.headers, new URL(req.url)));
   const moderating = deps.moderation.enabled &&
     (route.model === "json" || (route.model === "path" && vendor.moderationInput !== undefined));
   const sniffed = await sniffRequest(req, route.model, {
@@ -64,6 +82,15 @@ export async function dispatch(
     bufferBytesMax: moderating ? deps.limits.maxRequestBytes : deps.limits.replayBytesMax,
     modelFromQuery: route.model === "path" ? vendor.modelFromPath?.(upstreamPath) ?? null : null,
   });
+  if (ids.retarget) {
+    try {
+      ({ vendor, upstreamPath } = ids.retarget(sniffed.model));
+    } catch (e) {
+      await sniffed.body?.cancel().catch(() => {});
+      throw e;
+    }
+  }
+  const scope = routingScope(deps, vendor, upstreamPath, sniffed.model);
   const log = deps.log.with({
     requestId,
     traceId: traceId === requestId ? undefined : traceId,
@@ -115,7 +142,7 @@ export async function dispatch(
   const inputTokens = Math.ceil(sniffed.size / 4);
   let hold: BillingHold | null = null;
   try {
-    hold = await deps.biller?.reserve(key, vendor.name, sniffed.model, {
+    hold = await deps.biller?.reserve(key, vendor.name, scope.priceModel, {
       inputTokens,
       outputTokens: tokens - inputTokens,
     }, requestId) ?? null;
@@ -131,11 +158,13 @@ export async function dispatch(
     attempt = await runAttempts(deps, {
       vendor,
       model: sniffed.model,
+      location: scope.location,
       policy: key.policy,
       tokens,
       log,
-      open: (choice, body) =>
-        choice.session.openStream({
+      open: (choice, body) => {
+        if (hold) deps.biller?.dispatchedTo(hold, choice.agentId); // what a CLAIM is checked against
+        return choice.session.openStream({
           vendor: vendor.name,
           channelId: choice.channelId,
           method: req.method as "GET",
@@ -151,7 +180,8 @@ export async function dispatch(
             hub.bytes += chunk.length;
             hub.meter?.push(chunk);
           },
-        }),
+        });
+      },
       body: sniffed.bytes ?? sniffed.body,
     });
   } catch (e) {
@@ -169,6 +199,7 @@ export async function dispatch(
     path: upstreamPath,
     status: response.status,
     contentType: response.headers["content-type"] ?? null,
+    headers: new Headers(response.headers),
   });
   const context: UsageContext = {
     keyId: key.id,
@@ -182,7 +213,7 @@ export async function dispatch(
       hubMeter: meter.end(),
       requestId,
       vendor: vendor.name,
-      model: sniffed.model,
+      model: scope.priceModel, // when the vendor's answer names no model
       context,
       status: response.status,
       attempts: attempt.attempts,
@@ -200,6 +231,20 @@ export async function dispatch(
   if (upstreamId) out.set("x-upstream-request-id", upstreamId);
   out.set("x-request-id", traceId);
   return new Response(response.body, { status: response.status, headers: out });
+}
+
+/**
+ * What the URL adds to routing: the location channels must serve (e.g. Vertex's
+ * `locations/{l}`), and the model to price by (a deployment name's mapped model).
+ */
+function routingScope(deps: DispatchDeps, vendor: VendorSurface, path: string, model: string) {
+  function* channels() {
+    for (const s of deps.registry.sessions()) if (!s.closed) yield* s.capabilities.channels;
+  }
+  return {
+    location: vendor.requestLocation?.(path) ?? undefined,
+    priceModel: modelBehindDeployment(vendor.name, model, channels()) ?? model,
+  };
 }
 
 /** Client headers never forwarded: hop-by-hop, ours, or describing the client's connection. */
@@ -242,7 +287,7 @@ function rateLimited(
  * Charges the key's and its user's limits (RPM/TPM all-or-nothing, then concurrency slots), or
  * throws the 429 to answer. On success, returns what to settle or give back later.
  */
-async function chargeOwners(
+export async function chargeOwners(
   limiter: Limiter,
   key: { id: string; limits: unknown; userId: string; user: { limits: unknown } },
   tokens: number,

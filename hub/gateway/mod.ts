@@ -29,6 +29,8 @@ export interface GatewayWiring {
   /** Holds and settles request costs; absent: nothing is billed. */
   biller?: DispatchDeps["biller"];
   onUsage?: DispatchDeps["onUsage"];
+  /** Hub-issued AWS credentials for SigV4 clients (Bedrock). */
+  awsCredentials?: DispatchDeps["awsCredentials"];
 }
 
 /** In-memory routing knowledge shared by the gateway (decisions) and the admin API (views). */
@@ -75,6 +77,7 @@ export function mountVendorGateway(app: Hono, w: GatewayWiring): DispatchDeps {
     limiter: w.limiter,
     biller: w.biller,
     onUsage: w.onUsage,
+    awsCredentials: w.awsCredentials,
   };
   mountGateway(app, VENDORS, deps);
   return deps;

@@ -4,10 +4,13 @@
  * Errors thrown anywhere below are rendered by `renderGatewayError` in the vendor's envelope.
  */
 import type { Context, Hono } from "hono";
+import { DEFAULT_CATALOG, resolveCatalogModel } from "../../protocol/vendors/catalog.ts";
 import type { VendorRoute, VendorSurface } from "../../protocol/vendors/types.ts";
 import { offeredModels } from "../routing/select.ts";
 import { dispatch, type DispatchDeps } from "./dispatch.ts";
 import { GatewayError } from "./errors.ts";
+import { authenticateSigV4, wantsSigV4 } from "./sigv4.ts";
+import { mountRealtime } from "./realtime.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -22,14 +25,25 @@ export function mountGateway(
   vendors: readonly VendorSurface[],
   deps: DispatchDeps,
 ): void {
+  mountRealtime(app, deps); // WebSocket upgrades, before the vendors' catch-all below
   // Root paths several vendors share (e.g. GET /v1/models) go to the vendor whose marker header
   // the request carries (e.g. anthropic-version), else to the first vendor that claimed the path.
   const root = new Map<string, { route: VendorRoute; vendor: VendorSurface }[]>();
   // A credential query parameter one vendor accepts is refused on the others' paths, so a key
   // there is never forwarded (or logged upstream) as an ordinary parameter.
   const queryCredentials = new Set(vendors.flatMap((v) => v.credentialQueryParams ?? []));
-  const handle = (c: Context, vendor: VendorSurface, route: VendorRoute, deps: DispatchDeps) =>
-    handleRoute(c, vendor, route, deps, queryCredentials);
+  const handle = (
+    c: Context,
+    vendor: VendorSurface,
+    route: VendorRoute,
+    deps: DispatchDeps,
+    catalog?: Catalog,
+  ) => handleRoute(c, vendor, route, deps, queryCredentials, catalog);
+  // The unprefixed OpenAI-shaped JSON routes pick their vendor by the model (catalog.ts).
+  const catalog: Catalog = {
+    vendorNamed: (name) => vendors.find((v) => v.name === name),
+    channels: () => liveChannels(deps),
+  };
   for (const vendor of vendors) {
     for (const route of vendor.routes) {
       app.on(route.method, `/${vendor.name}${route.path}`, (c) => handle(c, vendor, route, deps));
@@ -48,7 +62,9 @@ export function mountGateway(
         )
       ) ??
         claims[0]!;
-      return handle(c, chosen.vendor, chosen.route, deps);
+      const byModel = chosen.vendor.name === DEFAULT_CATALOG[0]!.vendor &&
+        (chosen.route.model === "json" || chosen.route.serve === "models");
+      return handle(c, chosen.vendor, chosen.route, deps, byModel ? catalog : undefined);
     });
   }
   // Unknown paths and wrong methods under a vendor's space still answer in its envelope.
@@ -74,6 +90,7 @@ async function handleRoute(
   route: VendorRoute,
   deps: DispatchDeps,
   queryCredentials: ReadonlySet<string>,
+  catalog?: Catalog,
 ): Promise<Response> {
   c.set("vendor" as never, vendor as never);
   // Our id is always fresh (usage records are keyed by it); a client's own id is kept for tracing
@@ -96,7 +113,10 @@ async function handleRoute(
   }
   if (route.serve === "models") {
     await deps.auth.authenticate(vendor.clientCredential(c.req.raw.headers, url));
-    const res = vendor.modelsResponse(offeredModels(deps.registry, vendor.name));
+    // At the root, the list names every catalog vendor's models: the root serves them all.
+    const names = catalog ? DEFAULT_CATALOG.map((e) => e.vendor) : [vendor.name];
+    const models = [...new Set(names.flatMap((name) => offeredModels(deps.registry, name)))];
+    const res = vendor.modelsResponse(models.sort());
     res.headers.set("x-request-id", traceId);
     return res;
   }
@@ -121,7 +141,57 @@ async function handleRoute(
   }
   const upstreamPath = vendor.upstreamPathFor?.(vendorUrl) ??
     vendorUrl.pathname + vendorUrl.search;
-  return await dispatch(deps, vendor, route, c.req.raw, upstreamPath, { requestId, traceId });
+  const retarget = catalog && ((model: string) => catalogTarget(catalog, model, upstreamPath));
+  // AWS-signed surfaces: the signature (and the body hash it covers) is verified before anything.
+  if (vendor.sigV4 && wantsSigV4(c.req.raw.headers)) {
+    const { key, request } = await authenticateSigV4(
+      {
+        vault: deps.awsCredentials,
+        auth: deps.auth,
+        clock: deps.clock,
+        maxRequestBytes: deps.limits.maxRequestBytes,
+      },
+      vendor.sigV4.service,
+      c.req.raw,
+    );
+    return await dispatch(deps, vendor, route, request, upstreamPath, {
+      requestId,
+      traceId,
+      retarget,
+    }, key);
+  }
+  return await dispatch(deps, vendor, route, c.req.raw, upstreamPath, {
+    requestId,
+    traceId,
+    retarget,
+  });
+}
+
+interface Catalog {
+  vendorNamed(name: string): VendorSurface | undefined;
+  channels(): Iterable<{ vendor: string; models: string[] }>;
+}
+
+function* liveChannels(deps: DispatchDeps) {
+  for (const session of deps.registry.sessions()) {
+    if (!session.closed) yield* session.capabilities.channels;
+  }
+}
+
+/** The vendor (and its path) serving `model` at an OpenAI root path, or OpenAI's 404. */
+function catalogTarget(catalog: Catalog, model: string, path: string) {
+  const target = resolveCatalogModel(model, path, catalog.channels());
+  const vendor = target && catalog.vendorNamed(target.vendor);
+  if (!target || !vendor) {
+    throw new GatewayError(
+      404,
+      "invalid_request_error",
+      `The model \`${model.slice(0, 200)}\` does not exist or you do not have access to it.`,
+      null,
+      "model_not_found",
+    );
+  }
+  return { vendor, upstreamPath: target.path };
 }
 
 /** Renders a gateway error in the vendor's envelope, or returns undefined if it isn't one. */

@@ -19,6 +19,7 @@
  * @module
  */
 import type { ChannelCapability } from "../../protocol/capabilities.ts";
+import { routableModels } from "../../protocol/vendors/catalog.ts";
 import type { AgentTier } from "../store/mod.ts";
 import type { BreakerBoard } from "./breaker.ts";
 import {
@@ -59,6 +60,8 @@ export interface CandidateSources {
   thresholds?: GradeThresholds;
   /** Heartbeat figures, when the agent sends them. */
   remaining?: (agentId: string, channelId: string) => RemainingCapacity | undefined;
+  /** The request's location: only channels whose `locations` list it (Vertex). */
+  location?: string;
 }
 
 /** A candidate that also carries the session to send through. */
@@ -83,6 +86,7 @@ export function buildCandidates<S extends SessionView>(
     const grade = gradeOf(src.stats.agentStats(session.agentId, src.nowMs), {}, thresholds);
     for (const ch of session.capabilities.channels) {
       if (session.refusedChannels?.has(ch.id)) continue;
+      if (src.location !== undefined && !servesLocation(ch, src.location)) continue;
       const key = channelKey(session.agentId, ch.id);
       const remaining = src.remaining?.(session.agentId, ch.id);
       out.push({
@@ -90,7 +94,7 @@ export function buildCandidates<S extends SessionView>(
         agentId: session.agentId,
         channelId: ch.id,
         vendor: ch.vendor,
-        models: ch.models,
+        models: routableModels(ch),
         tier,
         grade,
         payoutRatio: table[grade],
@@ -104,6 +108,14 @@ export function buildCandidates<S extends SessionView>(
     }
   }
   return out;
+}
+
+/**
+ * A request for `location` goes only to channels that declare it. A channel that declares no
+ * locations is not routed location-bound requests: it cannot say whether it serves them.
+ */
+function servesLocation(ch: ChannelCapability, location: string): boolean {
+  return ch.locations?.includes(location) === true;
 }
 
 /** Reports one request's outcome to the stats (for scores and grades) and the breaker. */

@@ -142,3 +142,26 @@ Deno.test("the legacy selectCandidates/offeredModels exports still work", () => 
   assert.deepEqual(offeredModels(registry, "openai"), ["gpt-4o", "gpt-4o-mini", "o3"]);
   assert.deepEqual(offeredModels(registry, "anthropic"), []);
 });
+
+Deno.test("buildCandidates: a location keeps only channels declaring it; deployments route", () => {
+  const s: SessionView = {
+    agentId: "agt_v",
+    closed: false,
+    streamsOpen: 0,
+    capabilities: {
+      channels: [
+        { id: "us", vendor: "vertex", models: [], rpm: 0, tpm: 0, locations: ["us-central1"] },
+        { id: "eu", vendor: "vertex", models: [], rpm: 0, tpm: 0, locations: ["europe-west4"] },
+        { id: "any", vendor: "vertex", models: [], rpm: 0, tpm: 0 },
+        { id: "az", vendor: "azure", models: ["x"], rpm: 0, tpm: 0, deployments: { d: "gpt-4o" } },
+      ],
+    },
+  };
+  const ids = (location?: string) =>
+    buildCandidates([s], sources(0, { location })).map((c) => c.channelId);
+  assert.deepEqual(ids(), ["us", "eu", "any", "az"]);
+  assert.deepEqual(ids("europe-west4"), ["eu"]);
+  assert.deepEqual(ids("global"), []);
+  const az = buildCandidates([s], sources(0)).find((c) => c.channelId === "az")!;
+  assert.deepEqual(az.models, ["x", "d"]);
+});

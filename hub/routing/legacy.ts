@@ -4,6 +4,7 @@
  * Client traffic goes through `select` with candidates from `candidates.ts`.
  * @module
  */
+import { routableModels } from "../../protocol/vendors/catalog.ts";
 import type { SessionRegistry } from "../tunnel/registry.ts";
 import type { AgentSession } from "../tunnel/session.ts";
 
@@ -30,12 +31,12 @@ export function selectCandidates(
   return out.sort((a, b) => a.session.streamsOpen - b.session.streamsOpen);
 }
 
-/** Every model some online agent offers for `vendor` (sorted, unique). */
+/** Every model (or deployment name) some online agent offers for `vendor` (sorted, unique). */
 export function offeredModels(registry: SessionRegistry, vendor: string): string[] {
   const models = new Set<string>();
   for (const session of registry.sessions()) {
     for (const c of session.capabilities.channels) {
-      if (c.vendor === vendor) c.models.forEach((m) => models.add(m));
+      if (c.vendor === vendor) routableModels(c).forEach((m) => models.add(m));
     }
   }
   return [...models].sort();

@@ -13,6 +13,11 @@ export interface NewReservation {
   amount: Money;
   /** When a sweeper may release it (`releaseExpired`); settling later is still allowed. */
   expiresAtMs: number;
+  /**
+   * The virtual key the request came with: the hold then also counts against the key's spend
+   * caps (budget, daily, monthly; see `_key_spend.ts`), checked in the same transaction.
+   */
+  keyId?: string;
 }
 
 export interface ReservationRecord {
@@ -40,6 +45,9 @@ export interface Settlement {
   agentPayout: Money;
 }
 
+/** What `settleMany` gives one settlement: its stored entry, or the error `settle` would throw. */
+export type SettleOutcome = LedgerEntry | Error;
+
 /** One double-entry row; the rows of a request sum to zero. */
 export interface Posting {
   requestId: string;
@@ -64,7 +72,9 @@ export interface BillingStore {
    * Atomically moves `amount` from the user's balance into a new "held" reservation. Throws
    * `InsufficientFundsError` when the balance is below `amount`, `StoreNotFoundError` (entity
    * `"user"`) for an unknown user, `TypeError`/`RangeError` for a malformed argument; each
-   * writes nothing. Idempotent by `reservationId`: a replay with the same user, amount and
+   * writes nothing. With `keyId`: `KeyCapExceededError` (an `InsufficientFundsError`) when the
+   * key's spend in a cap's period (settled charges + open holds) plus `amount` would pass that
+   * cap, `StoreNotFoundError` (`"key"`) for an unknown key. Idempotent by `reservationId`: a replay with the same user, amount and
    * expiry returns the stored reservation (whatever its status now) and moves no money; a
    * different one throws `StoreConflictError` (field `"reservationId"`).
    */
@@ -86,6 +96,15 @@ export interface BillingStore {
    * agent: `StoreNotFoundError` (`"reservation"`, `"agent"`). Nothing changes on any error.
    */
   settle(settlement: Settlement): Promise<LedgerEntry>;
+  /**
+   * Group commit of `settle`: the settlements in order, in ONE transaction (one disk sync for the
+   * lot). Each gets exactly the outcome `settle` would give it at that point of the sequence —
+   * its entry, or the error that refused it (replay conflict, insufficient funds, unknown
+   * reservation or agent, malformed) — and a refused one writes nothing and never blocks the
+   * others. Throws only when the whole batch could not be committed (nothing of it is written).
+   * See `_settle_batch.ts`.
+   */
+  settleMany(settlements: readonly Settlement[]): Promise<SettleOutcome[]>;
   /**
    * Returns a held reservation's amount to the balance without charging: `true`; `false` when
    * it is no longer held (settled or already released: nothing changes). `StoreNotFoundError`

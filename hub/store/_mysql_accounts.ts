@@ -19,7 +19,16 @@ import {
 } from "./_accounts.ts";
 import { formatUsd, parseUsd } from "./_money.ts";
 import { StoreNotFoundError } from "./errors.ts";
-import type { CreatedKey, KeyRecord, KeyWithUser, NewKey, NewUser, UserRecord } from "./mod.ts";
+import { capColumns } from "./_key_spend.ts";
+import type {
+  AwsCredentialRow,
+  CreatedKey,
+  KeyRecord,
+  KeyWithUser,
+  NewKey,
+  NewUser,
+  UserRecord,
+} from "./mod.ts";
 
 // DECIMAL arithmetic needs both operands DECIMAL: `balance + ?` with a string parameter is
 // evaluated as DOUBLE by MariaDB and loses digits. The bounds are checked in the same
@@ -108,8 +117,8 @@ export class MysqlAccounts {
     // INSERT … SELECT: an unknown user inserts no row (the foreign key is a second guard).
     const [res] = await this.#pool.execute<ResultSetHeader>(
       `INSERT INTO virtual_keys (id, user_id, secret_hash, prefix, zone, policy, limits,
-         disabled, created_at_ms, expires_at_ms)
-       SELECT ?, id, ?, ?, ?, ?, ?, 0, ?, ? FROM users WHERE id = ?`,
+         disabled, created_at_ms, expires_at_ms, budget, daily_cap, monthly_cap)
+       SELECT ?, id, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM users WHERE id = ?`,
       [
         k.id,
         secretHash,
@@ -119,6 +128,7 @@ export class MysqlAccounts {
         limitsJson,
         k.createdAtMs,
         k.expiresAtMs,
+        ...capColumns(key.caps),
         k.userId,
       ],
     );
@@ -150,6 +160,26 @@ export class MysqlAccounts {
     );
     const row = rows[0];
     return row ? rowToKeyWithUser(row as KeyWithUserRow) : null;
+  }
+
+  async addAwsCredential(c: AwsCredentialRow, nowMs: number): Promise<void> {
+    await this.#pool.execute(
+      `INSERT INTO aws_credentials (access_key_id, key_id, secret_sealed, created_at_ms)
+       VALUES (?, ?, ?, ?)`,
+      [c.accessKeyId, c.keyId, c.secretSealed, nowMs],
+    );
+  }
+
+  async findKeyByAwsAccessKeyId(
+    accessKeyId: string,
+  ): Promise<{ key: KeyWithUser; secretSealed: string } | null> {
+    const [rows] = await this.#pool.execute<RowDataPacket[]>(
+      `${KEY_WITH_USER_SELECT.replace(" FROM", ", a.secret_sealed AS secret_sealed FROM")}
+       JOIN aws_credentials a ON a.key_id = k.id WHERE a.access_key_id = ?`,
+      [accessKeyId],
+    );
+    const row = rows[0] as (KeyWithUserRow & { secret_sealed: string }) | undefined;
+    return row ? { key: rowToKeyWithUser(row), secretSealed: row.secret_sealed } : null;
   }
 
   async setKeyRouting(

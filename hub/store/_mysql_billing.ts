@@ -29,6 +29,7 @@ import {
 } from "./_billing.ts";
 import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
 import { InsufficientFundsError, StoreConflictError, StoreNotFoundError } from "./errors.ts";
+import { admitKeySpend, closeKeySpend } from "./_mysql_quotas.ts";
 
 // DECIMAL arithmetic needs DECIMAL operands (a string parameter alone is evaluated as DOUBLE).
 const DEC = "CAST(? AS DECIMAL(38,12))";
@@ -101,10 +102,12 @@ export class MysqlBilling {
           }
           throw new InsufficientFundsError(r.userId, amount);
         }
+        const keySpentAtMs = await admitKeySpend(c, r, nowMs);
         await c.execute(
-          `INSERT INTO reservations (id, user_id, amount, status, created_at_ms, expires_at_ms)
-           VALUES (?, ?, ${DEC}, 'held', ?, ?)`,
-          [r.reservationId, r.userId, amount, nowMs, r.expiresAtMs],
+          `INSERT INTO reservations (id, user_id, amount, status, created_at_ms, expires_at_ms,
+             key_id, key_spent_at_ms)
+           VALUES (?, ?, ${DEC}, 'held', ?, ?, ?, ?)`,
+          [r.reservationId, r.userId, amount, nowMs, r.expiresAtMs, r.keyId ?? null, keySpentAtMs],
         );
         return newReservationRecord(r, nowMs);
       });
@@ -146,6 +149,7 @@ export class MysqlBilling {
         if (charged.affectedRows === 0) {
           throw new InsufficientFundsError(userId, formatUsd(s.userCharge));
         }
+        await closeKeySpend(c, s.reservationId, s.userCharge);
         if (!await one(c, "SELECT id FROM agents WHERE id = ? FOR UPDATE", [f.agentId])) {
           throw new StoreNotFoundError("agent", f.agentId);
         }
@@ -211,6 +215,7 @@ export class MysqlBilling {
         String(held.amount),
         String(held.user_id),
       ]);
+      await closeKeySpend(c, id, 0n);
       await c.execute(
         "UPDATE reservations SET status = 'released', closed_at_ms = ? WHERE id = ?",
         [nowMs, id],

@@ -18,7 +18,16 @@ import {
 } from "./_accounts.ts";
 import { formatUsd, parseUsd } from "./_money.ts";
 import { StoreNotFoundError } from "./errors.ts";
-import type { CreatedKey, KeyRecord, KeyWithUser, NewKey, NewUser, UserRecord } from "./mod.ts";
+import { capColumns } from "./_key_spend.ts";
+import type {
+  AwsCredentialRow,
+  CreatedKey,
+  KeyRecord,
+  KeyWithUser,
+  NewKey,
+  NewUser,
+  UserRecord,
+} from "./mod.ts";
 
 /** Synchronous, like `DatabaseSync`; the store wraps each call in `Promise.try`. */
 export class SqliteAccounts {
@@ -47,8 +56,8 @@ export class SqliteAccounts {
     // INSERT … SELECT: an unknown user inserts no row (the foreign key is a second guard).
     this.#insertKey = db.prepare(
       `INSERT INTO virtual_keys (id, user_id, secret_hash, prefix, zone, policy, limits,
-         disabled, created_at_ms, expires_at_ms)
-       SELECT ?, id, ?, ?, ?, ?, ?, 0, ?, ? FROM users WHERE id = ?`,
+         disabled, created_at_ms, expires_at_ms, budget, daily_cap, monthly_cap)
+       SELECT ?, id, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ? FROM users WHERE id = ?`,
     );
     this.#getKey = db.prepare(`SELECT ${KEY_COLUMNS} FROM virtual_keys WHERE id = ?`);
     this.#listKeys = db.prepare(
@@ -105,6 +114,7 @@ export class SqliteAccounts {
       limitsJson,
       k.createdAtMs,
       k.expiresAtMs,
+      ...capColumns(key.caps),
       k.userId,
     );
     if (Number(changes) === 0) throw new StoreNotFoundError("user", k.userId);
@@ -123,6 +133,23 @@ export class SqliteAccounts {
   findKeyBySecretHash(hashHex: string): KeyWithUser | null {
     const row = this.#findKey.get(hashHex);
     return row ? rowToKeyWithUser(row as unknown as KeyWithUserRow) : null;
+  }
+
+  addAwsCredential(c: AwsCredentialRow, nowMs: number): void {
+    this.#db.prepare(
+      `INSERT INTO aws_credentials (access_key_id, key_id, secret_sealed, created_at_ms)
+       VALUES (?, ?, ?, ?)`,
+    ).run(c.accessKeyId, c.keyId, c.secretSealed, nowMs);
+  }
+
+  findKeyByAwsAccessKeyId(
+    accessKeyId: string,
+  ): { key: KeyWithUser; secretSealed: string } | null {
+    const row = this.#db.prepare(
+      `${KEY_WITH_USER_SELECT.replace(" FROM", ", a.secret_sealed AS secret_sealed FROM")}
+       JOIN aws_credentials a ON a.key_id = k.id WHERE a.access_key_id = ?`,
+    ).get(accessKeyId) as unknown as (KeyWithUserRow & { secret_sealed: string }) | undefined;
+    return row ? { key: rowToKeyWithUser(row), secretSealed: row.secret_sealed } : null;
   }
 
   setKeyDisabled(id: string, disabled: boolean): boolean {

@@ -29,6 +29,7 @@ import {
 } from "./_billing.ts";
 import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
 import { InsufficientFundsError, StoreConflictError, StoreNotFoundError } from "./errors.ts";
+import { SqliteQuotas } from "./_sqlite_quotas.ts";
 
 type Sql = Record<
   | "reservation"
@@ -55,15 +56,19 @@ type Sql = Record<
 export class SqliteBilling {
   #db: DatabaseSync;
   #sql: Sql;
+  /** Key spend caps, checked and counted inside these transactions. */
+  #keySpend: SqliteQuotas;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
+    this.#keySpend = new SqliteQuotas(db);
     const p = (sql: string) => db.prepare(sql);
     this.#sql = {
       reservation: p(`SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ?`),
       insertReservation: p(
-        `INSERT INTO reservations (id, user_id, amount, status, created_at_ms, expires_at_ms)
-         VALUES (?, ?, ?, 'held', ?, ?)`,
+        `INSERT INTO reservations (id, user_id, amount, status, created_at_ms, expires_at_ms,
+           key_id, key_spent_at_ms)
+         VALUES (?, ?, ?, 'held', ?, ?, ?, ?)`,
       ),
       closeReservation: p(
         "UPDATE reservations SET status = ?, closed_at_ms = ?, request_id = ? WHERE id = ?",
@@ -119,9 +124,18 @@ export class SqliteBilling {
       if (existing) return replayedReservation(existing, r);
       const balance = this.#balance(r.userId);
       if (balance < r.amount) throw new InsufficientFundsError(r.userId, formatUsd(r.amount));
+      const keySpentAtMs = this.#keySpend.admit(r, nowMs);
       this.#sql.setBalance.run(formatUsd(balance - r.amount), r.userId);
       const amount = formatUsd(r.amount);
-      this.#sql.insertReservation.run(r.reservationId, r.userId, amount, nowMs, r.expiresAtMs);
+      this.#sql.insertReservation.run(
+        r.reservationId,
+        r.userId,
+        amount,
+        nowMs,
+        r.expiresAtMs,
+        r.keyId ?? null,
+        keySpentAtMs,
+      );
       return newReservationRecord(r, nowMs);
     });
   }
@@ -179,6 +193,7 @@ export class SqliteBilling {
         );
       }
       sql.setBalance.run(formatUsd(available - s.userCharge), userId);
+      this.#keySpend.close(s.reservationId, s.userCharge);
       sql.closeReservation.run("settled", entry.settledAtMs, entry.requestId, s.reservationId);
       return entry;
     });
@@ -196,6 +211,7 @@ export class SqliteBilling {
         parseUsd(String(held.amount)),
       );
       this.#sql.setBalance.run(formatUsd(refunded), userId);
+      this.#keySpend.close(id, 0n);
       this.#sql.closeReservation.run("released", nowMs, null, id);
       return true;
     });

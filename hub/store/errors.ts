@@ -60,3 +60,33 @@ export class InsufficientFundsError extends Error {
     this.amount = amount;
   }
 }
+
+/**
+ * A hold was refused because it would take a key's spend past one of its caps (see
+ * `KeyCaps`). An `InsufficientFundsError`, so callers that only know that one still refuse the
+ * request; the gateway names the cap. Nothing was written.
+ */
+export class KeyCapExceededError extends InsufficientFundsError {
+  /** Which cap: `"budget"` (lifetime), `"dailyCap"` or `"monthlyCap"` (UTC periods). */
+  readonly cap: "budget" | "dailyCap" | "monthlyCap";
+  readonly keyId: string;
+  /** The cap, what the key has spent in its period (settled + held), canonical USD text. */
+  readonly limit: string;
+  readonly spent: string;
+
+  constructor(
+    refused: { userId: string; keyId: string; amount: string },
+    cap: KeyCapExceededError["cap"],
+    limit: string,
+    spent: string,
+  ) {
+    super(refused.userId, refused.amount);
+    this.message = `Cannot hold ${refused.amount} USD for key ${refused.keyId}: its ${cap} ` +
+      `of ${limit} USD has ${spent} USD spent`;
+    this.name = "KeyCapExceededError";
+    this.cap = cap;
+    this.keyId = refused.keyId;
+    this.limit = limit;
+    this.spent = spent;
+  }
+}

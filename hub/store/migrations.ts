@@ -71,6 +71,25 @@ function mysqlAddColumn(table: string, column: string, definition: string): stri
   ];
 }
 
+/**
+ * MySQL statements adding index `name` on `columns` to `table` unless it exists (MySQL has no
+ * `CREATE INDEX IF NOT EXISTS`), like `mysqlAddColumn`. Migration 7 depends on this exact
+ * output: never change it.
+ */
+function mysqlAddIndexV7(table: string, name: string, columns: string): string[] {
+  const ddl = `CREATE INDEX ${name} ON ${table} (${columns})`;
+  return [
+    `SET @aq_migration_ddl = (
+      SELECT IF(COUNT(*) = 0, '${ddl}', 'DO 0')
+      FROM information_schema.STATISTICS
+      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '${table}' AND INDEX_NAME = '${name}'
+    )`,
+    "PREPARE aq_migration_ddl FROM @aq_migration_ddl",
+    "EXECUTE aq_migration_ddl",
+    "DEALLOCATE PREPARE aq_migration_ddl",
+  ];
+}
+
 /** Every migration, oldest first. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -326,10 +345,203 @@ export const MIGRATIONS: readonly Migration[] = [
       ) ${MYSQL_TABLE}`,
     ],
   },
-  // @slot migration 6: price versions
-  // @slot migration 7: key spend caps
-  // @slot migration 8: ledger sync (claims, checkpoints, divergences)
-  // @slot migration 9: bedrock credentials
+  {
+    // Published price tables (hub/billing/prices.ts), insert only: `canonical` is the table's
+    // canonical JSON (protocol/price_versions.ts) and `sha256` its hash, checked on every read.
+    version: 6,
+    name: "price versions",
+    sqlite: [
+      `CREATE TABLE price_versions (
+        version INTEGER PRIMARY KEY CHECK (version >= 1),
+        published_at_ms INTEGER NOT NULL,
+        canonical TEXT NOT NULL,
+        sha256 TEXT NOT NULL
+      ) STRICT`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS price_versions (
+        version BIGINT NOT NULL PRIMARY KEY CHECK (version >= 1),
+        published_at_ms BIGINT NOT NULL,
+        canonical MEDIUMTEXT NOT NULL,
+        sha256 CHAR(64) NOT NULL
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+  {
+    // Per-key spend caps (see _key_spend.ts). `budget` (lifetime), `daily_cap`, `monthly_cap`:
+    // NULL = no cap. The key's spend counters live on its row, so a hold locks ONE row to check
+    // and count: `spent_total`, and `spent_day`/`spent_month` for the UTC day/month of
+    // `spent_at_ms` (the latest admission; a newer period starts them at 0). A reservation made
+    // with a key records it (`key_id`) and the instant its hold was counted at
+    // (`key_spent_at_ms`), so settle/release correct the same period. `credits`: one row per
+    // admin top-up, keyed by the caller's idempotency key, so a retried top-up credits once.
+    version: 7,
+    name: "key spend caps, top-up journal",
+    sqlite: [
+      "ALTER TABLE virtual_keys ADD COLUMN budget TEXT",
+      "ALTER TABLE virtual_keys ADD COLUMN daily_cap TEXT",
+      "ALTER TABLE virtual_keys ADD COLUMN monthly_cap TEXT",
+      "ALTER TABLE virtual_keys ADD COLUMN spent_total TEXT NOT NULL DEFAULT '0.00'",
+      "ALTER TABLE virtual_keys ADD COLUMN spent_day TEXT NOT NULL DEFAULT '0.00'",
+      "ALTER TABLE virtual_keys ADD COLUMN spent_month TEXT NOT NULL DEFAULT '0.00'",
+      "ALTER TABLE virtual_keys ADD COLUMN spent_at_ms INTEGER NOT NULL DEFAULT 0",
+      "ALTER TABLE reservations ADD COLUMN key_id TEXT",
+      "ALTER TABLE reservations ADD COLUMN key_spent_at_ms INTEGER",
+      "CREATE INDEX reservations_key ON reservations (key_id, status)",
+      `CREATE TABLE credits (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users (id),
+        amount TEXT NOT NULL,
+        balance_after TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+      ) STRICT`,
+      "CREATE INDEX credits_user ON credits (user_id, created_at_ms)",
+    ],
+    mysql: [
+      ...mysqlAddColumn("virtual_keys", "budget", "DECIMAL(38,12) NULL"),
+      ...mysqlAddColumn("virtual_keys", "daily_cap", "DECIMAL(38,12) NULL"),
+      ...mysqlAddColumn("virtual_keys", "monthly_cap", "DECIMAL(38,12) NULL"),
+      ...mysqlAddColumn("virtual_keys", "spent_total", "DECIMAL(38,12) NOT NULL DEFAULT 0"),
+      ...mysqlAddColumn("virtual_keys", "spent_day", "DECIMAL(38,12) NOT NULL DEFAULT 0"),
+      ...mysqlAddColumn("virtual_keys", "spent_month", "DECIMAL(38,12) NOT NULL DEFAULT 0"),
+      ...mysqlAddColumn("virtual_keys", "spent_at_ms", "BIGINT NOT NULL DEFAULT 0"),
+      ...mysqlAddColumn("reservations", "key_id", "VARCHAR(40) NULL"),
+      ...mysqlAddColumn("reservations", "key_spent_at_ms", "BIGINT NULL"),
+      ...mysqlAddIndexV7("reservations", "reservations_key", "key_id, status"),
+      `CREATE TABLE IF NOT EXISTS credits (
+        id VARCHAR(128) NOT NULL PRIMARY KEY,
+        user_id VARCHAR(40) NOT NULL,
+        amount DECIMAL(38,12) NOT NULL,
+        balance_after DECIMAL(38,12) NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        KEY credits_user (user_id, created_at_ms),
+        CONSTRAINT credits_user_fk FOREIGN KEY (user_id) REFERENCES users (id)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+  {
+    version: 8,
+    name: "ledger sync: dispatch records, claims, checkpoints, divergences",
+    // ledger_dispatches: which agents a request went to (one row per agent attempted), and for
+    // the one whose response reached the client, when, with the pricing inputs (zone multiplier,
+    // payout ratio) its SETTLED carried, so a catch-up can resend it and a CLAIM can be judged.
+    sqlite: [
+      `CREATE TABLE ledger_dispatches (
+        request_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        model TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        dispatched_at_ms INTEGER NOT NULL,
+        delivered_at_ms INTEGER,
+        zone_multiplier TEXT,
+        payout_ratio TEXT,
+        PRIMARY KEY (request_id, agent_id)
+      ) STRICT`,
+      `CREATE TABLE ledger_claims (
+        request_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('settled', 'rejected')),
+        reason TEXT NOT NULL,
+        seq INTEGER,
+        usage_json TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+      ) STRICT`,
+      "CREATE INDEX ledger_claims_agent ON ledger_claims (agent_id, created_at_ms)",
+      `CREATE TABLE ledger_checkpoints (
+        agent_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        official TEXT NOT NULL,
+        user_charge TEXT NOT NULL,
+        agent_payout TEXT NOT NULL,
+        note TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, seq)
+      ) STRICT`,
+      `CREATE TABLE ledger_divergences (
+        agent_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        hub_hash TEXT,
+        agent_hash TEXT,
+        detected_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, seq, kind)
+      ) STRICT`,
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS ledger_dispatches (
+        request_id VARCHAR(128) NOT NULL,
+        agent_id VARCHAR(40) NOT NULL,
+        vendor VARCHAR(40) NOT NULL,
+        model VARCHAR(200) NOT NULL,
+        zone VARCHAR(64) NOT NULL,
+        dispatched_at_ms BIGINT NOT NULL,
+        delivered_at_ms BIGINT NULL,
+        zone_multiplier VARCHAR(40) NULL,
+        payout_ratio VARCHAR(40) NULL,
+        PRIMARY KEY (request_id, agent_id)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS ledger_claims (
+        id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        request_id VARCHAR(128) NOT NULL,
+        agent_id VARCHAR(40) NOT NULL,
+        outcome VARCHAR(16) NOT NULL CHECK (outcome IN ('settled', 'rejected')),
+        reason VARCHAR(500) NOT NULL,
+        seq BIGINT NULL,
+        usage_json TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        KEY ledger_claims_agent (agent_id, created_at_ms)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+        agent_id VARCHAR(40) NOT NULL,
+        seq BIGINT NOT NULL,
+        hash CHAR(64) NOT NULL,
+        official VARCHAR(64) NOT NULL,
+        user_charge VARCHAR(64) NOT NULL,
+        agent_payout VARCHAR(64) NOT NULL,
+        note TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (agent_id, seq)
+      ) ${MYSQL_TABLE}`,
+      `CREATE TABLE IF NOT EXISTS ledger_divergences (
+        agent_id VARCHAR(40) NOT NULL,
+        seq BIGINT NOT NULL,
+        kind VARCHAR(40) NOT NULL,
+        detail VARCHAR(500) NOT NULL,
+        hub_hash CHAR(64) NULL,
+        agent_hash CHAR(64) NULL,
+        detected_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (agent_id, seq, kind)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
+  {
+    // Hub-issued AWS access keys (Bedrock SigV4 clients): the secret is kept sealed (AES-256-GCM,
+    // hub/gateway/sigv4_credentials.ts) because verifying a signature needs the secret itself.
+    version: 9,
+    name: "bedrock credentials",
+    sqlite: [
+      `CREATE TABLE aws_credentials (
+        access_key_id TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL REFERENCES virtual_keys (id),
+        secret_sealed TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+      ) STRICT`,
+      "CREATE INDEX aws_credentials_key ON aws_credentials (key_id)",
+    ],
+    mysql: [
+      `CREATE TABLE IF NOT EXISTS aws_credentials (
+        access_key_id VARCHAR(128) NOT NULL PRIMARY KEY,
+        key_id VARCHAR(40) NOT NULL,
+        secret_sealed VARCHAR(255) NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        KEY aws_credentials_key (key_id),
+        CONSTRAINT aws_credentials_key_fk FOREIGN KEY (key_id) REFERENCES virtual_keys (id)
+      ) ${MYSQL_TABLE}`,
+    ],
+  },
 ];
 
 /** The version a fully migrated database reports. */

@@ -16,9 +16,25 @@
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import type { UsageRecord } from "../../protocol/usage.ts";
 import type { BillingStore } from "./_billing_types.ts";
+import type { KeyCaps, QuotaStore } from "./_quota_types.ts";
+import type { LedgerSyncStore } from "./_ledger_sync_types.ts";
+import type { PriceStore } from "./_prices.ts";
 import { parseStoreDsn } from "./dsn.ts";
 
-export { InsufficientFundsError, StoreConflictError, StoreNotFoundError } from "./errors.ts";
+export {
+  InsufficientFundsError,
+  KeyCapExceededError,
+  StoreConflictError,
+  StoreNotFoundError,
+} from "./errors.ts";
+export type {
+  KeyCaps,
+  KeySpend,
+  NewTopUp,
+  QuotaStore,
+  SpendPeriod,
+  TopUpRecord,
+} from "./_quota_types.ts";
 export type {
   BillingStore,
   NewReservation,
@@ -26,8 +42,18 @@ export type {
   ReservationRecord,
   ReservationStatus,
   Settlement,
+  SettleOutcome,
 } from "./_billing_types.ts";
+export type {
+  CheckpointRecord,
+  ClaimOutcome,
+  ClaimRecord,
+  DispatchRecord,
+  DivergenceRecord,
+  LedgerSyncStore,
+} from "./_ledger_sync_types.ts";
 export { redactDsn } from "./dsn.ts";
+export type { PriceStore, PriceVersionRecord, PriceVersionSummary } from "./_prices.ts";
 export { LATEST_VERSION } from "./migrations.ts";
 export { formatUsd, parseUsd } from "./_money.ts";
 export { DEFAULT_ZONE, keySecretHash, USD_MAX } from "./_accounts.ts";
@@ -105,6 +131,15 @@ export interface NewKey {
   policy?: unknown | null;
   limits?: unknown | null;
   expiresAtMs?: number | null;
+  /** Spend caps (decimal USD strings ≥ 0, or null); none unless given. See `QuotaStore`. */
+  caps?: KeyCaps;
+}
+
+/** A hub-issued AWS access key of a virtual key; the secret only as `secretSealed`. */
+export interface AwsCredentialRow {
+  accessKeyId: string;
+  keyId: string;
+  secretSealed: string;
 }
 
 /** What `createKey` returns: the secret exists only here; the store keeps its hash. */
@@ -152,8 +187,12 @@ export interface UsageFilter {
  * nothing behind. Input validation belongs to the admin API, not here. Billing (holds,
  * settlement, the agents' ledgers) is documented on `BillingStore`.
  */
-export interface HubStore extends BillingStore {
+export interface HubStore extends BillingStore, PriceStore {
   readonly kind: "sqlite" | "mysql";
+  /** Key spend caps and idempotent top-ups: _quota_types.ts. */
+  readonly quotas: QuotaStore;
+  /** Ledger sync (dispatch records, claims, checkpoints, divergences): _ledger_sync_types.ts. */
+  readonly ledgerSync: LedgerSyncStore;
   /** Inserts a new agent; throws `StoreConflictError` (field `"publicKey"`) for a known key. */
   createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord>;
   /** The agent, or `null` for an unknown id. */
@@ -194,6 +233,15 @@ export interface HubStore extends BillingStore {
    * query; `null` if none. Disabled and expired keys are returned too: the caller decides.
    */
   findKeyBySecretHash(hashHex: string): Promise<KeyWithUser | null>;
+  /**
+   * Attaches a hub-issued AWS access key (Bedrock SigV4 clients) to a key; only the sealed
+   * secret is stored. Throws (writing nothing) for an unknown key or a duplicate access key id.
+   */
+  addAwsCredential(credential: AwsCredentialRow, nowMs: number): Promise<void>;
+  /** The key behind an AWS access key id, with its user and sealed secret; `null` if unknown. */
+  findKeyByAwsAccessKeyId(
+    accessKeyId: string,
+  ): Promise<{ key: KeyWithUser; secretSealed: string } | null>;
   /** Returns `false` if the id is unknown. */
   setKeyDisabled(id: string, disabled: boolean): Promise<boolean>;
   /** Replaces a key's routing policy and limits (JSON values or null); `false` if the id is unknown. */

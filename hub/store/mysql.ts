@@ -17,12 +17,24 @@ import type { StoreLocation } from "./dsn.ts";
 import type { ChainHead, LedgerEntry } from "../../protocol/chain.ts";
 import { MysqlAccounts } from "./_mysql_accounts.ts";
 import { MysqlBilling } from "./_mysql_billing.ts";
-import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
+import { MysqlQuotas } from "./_mysql_quotas.ts";
+import { MysqlLedgerSync } from "./_mysql_ledger_sync.ts";
+import { MysqlSettleBatch } from "./_mysql_settle_batch.ts";
+import { MysqlPrices } from "./_mysql_prices.ts";
+import type { PriceVersionRecord, PriceVersionSummary } from "./_prices.ts";
+import type {
+  NewReservation,
+  Posting,
+  ReservationRecord,
+  Settlement,
+  SettleOutcome,
+} from "./_billing_types.ts";
 import { MysqlUsage } from "./_mysql_usage.ts";
 import { StoreConflictError } from "./errors.ts";
 import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
 import type {
   AgentRecord,
+  AwsCredentialRow,
   CreatedKey,
   HubStore,
   KeyRecord,
@@ -126,12 +138,22 @@ class MysqlStore implements HubStore {
   #accounts: MysqlAccounts;
   #usage: MysqlUsage;
   #billing: MysqlBilling;
+  /** Ledger sync: dispatch records, claims, checkpoints, divergences. */
+  readonly ledgerSync: MysqlLedgerSync;
+  /** Key spend caps and idempotent top-ups. */
+  readonly quotas: MysqlQuotas;
+  #settleBatch: MysqlSettleBatch;
+  #prices: MysqlPrices;
 
   constructor(pool: Pool) {
     this.#pool = pool;
     this.#accounts = new MysqlAccounts(pool);
     this.#usage = new MysqlUsage(pool);
     this.#billing = new MysqlBilling(pool);
+    this.ledgerSync = new MysqlLedgerSync(pool);
+    this.quotas = new MysqlQuotas(pool);
+    this.#settleBatch = new MysqlSettleBatch(pool, (s) => this.#billing.settle(s));
+    this.#prices = new MysqlPrices(pool);
   }
 
   async createAgent(agent: NewAgent, nowMs: number): Promise<AgentRecord> {
@@ -216,6 +238,16 @@ class MysqlStore implements HubStore {
     return this.#accounts.findKeyBySecretHash(hashHex);
   }
 
+  addAwsCredential(credential: AwsCredentialRow, nowMs: number): Promise<void> {
+    return withConflicts(this.#accounts.addAwsCredential(credential, nowMs));
+  }
+
+  findKeyByAwsAccessKeyId(
+    accessKeyId: string,
+  ): Promise<{ key: KeyWithUser; secretSealed: string } | null> {
+    return this.#accounts.findKeyByAwsAccessKeyId(accessKeyId);
+  }
+
   setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): Promise<boolean> {
     return this.#accounts.setKeyRouting(id, policy, limits);
   }
@@ -252,6 +284,10 @@ class MysqlStore implements HubStore {
     return this.#billing.settle(settlement);
   }
 
+  settleMany(settlements: readonly Settlement[]): Promise<SettleOutcome[]> {
+    return this.#settleBatch.settleMany(settlements);
+  }
+
   release(id: string, nowMs = Date.now()): Promise<boolean> {
     return this.#billing.release(id, nowMs);
   }
@@ -278,6 +314,24 @@ class MysqlStore implements HubStore {
 
   postings(requestId: string): Promise<Posting[]> {
     return this.#billing.postings(requestId);
+  }
+
+  publishPriceVersion(
+    p: { version: number; publishedAtMs: number; canonical: string },
+  ): Promise<{ outcome: "inserted" | "duplicate"; record: PriceVersionRecord }> {
+    return this.#prices.publishPriceVersion(p);
+  }
+
+  getPriceVersion(version: number): Promise<PriceVersionRecord | null> {
+    return this.#prices.getPriceVersion(version);
+  }
+
+  latestPriceVersion(): Promise<number> {
+    return this.#prices.latestPriceVersion();
+  }
+
+  listPriceVersions(): Promise<PriceVersionSummary[]> {
+    return this.#prices.listPriceVersions();
   }
 
   schemaVersion(): Promise<number> {

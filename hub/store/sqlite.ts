@@ -18,13 +18,25 @@ import {
 import type { ChainHead, LedgerEntry } from "../../protocol/chain.ts";
 import { SqliteAccounts } from "./_sqlite_accounts.ts";
 import { SqliteBilling } from "./_sqlite_billing.ts";
-import type { NewReservation, Posting, ReservationRecord, Settlement } from "./_billing_types.ts";
+import { SqliteQuotas } from "./_sqlite_quotas.ts";
+import { SqliteLedgerSync } from "./_sqlite_ledger_sync.ts";
+import { SqliteSettleBatch } from "./_sqlite_settle_batch.ts";
+import { SqlitePrices } from "./_sqlite_prices.ts";
+import type { PriceVersionRecord, PriceVersionSummary } from "./_prices.ts";
+import type {
+  NewReservation,
+  Posting,
+  ReservationRecord,
+  Settlement,
+  SettleOutcome,
+} from "./_billing_types.ts";
 import { SqliteUsage } from "./_sqlite_usage.ts";
 import type { StoredUsage } from "./_usage.ts";
 import { StoreConflictError } from "./errors.ts";
 import { pendingMigrations, SCHEMA_MIGRATIONS_DDL } from "./migrations.ts";
 import type {
   AgentRecord,
+  AwsCredentialRow,
   CreatedKey,
   HubStore,
   KeyRecord,
@@ -100,12 +112,25 @@ class SqliteStore implements HubStore {
   #accounts: SqliteAccounts;
   #usage: SqliteUsage;
   #billing: SqliteBilling;
+  /** Ledger sync: dispatch records, claims, checkpoints, divergences. */
+  readonly ledgerSync: SqliteLedgerSync;
+  /** Key spend caps and idempotent top-ups. */
+  readonly quotas: SqliteQuotas;
+  #settleBatch: SqliteSettleBatch;
+  #prices: SqlitePrices;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#accounts = new SqliteAccounts(db);
     this.#usage = new SqliteUsage(db);
     this.#billing = new SqliteBilling(db);
+    this.quotas = new SqliteQuotas(db);
+    this.ledgerSync = new SqliteLedgerSync(
+      db,
+      (id, charge, open) => this.quotas.close(id, charge, open),
+    );
+    this.#settleBatch = new SqliteSettleBatch(db);
+    this.#prices = new SqlitePrices(db);
     this.#insertAgent = db.prepare(
       `INSERT INTO agents (id, name, public_key, key_id, tier, disabled, created_at_ms)
        VALUES (?, ?, ?, ?, ?, 0, ?)`,
@@ -185,6 +210,18 @@ class SqliteStore implements HubStore {
     return Promise.try(() => this.#accounts.findKeyBySecretHash(hashHex));
   }
 
+  addAwsCredential(credential: AwsCredentialRow, nowMs: number): Promise<void> {
+    return Promise.try(() =>
+      withConflicts(() => this.#accounts.addAwsCredential(credential, nowMs))
+    );
+  }
+
+  findKeyByAwsAccessKeyId(
+    accessKeyId: string,
+  ): Promise<{ key: KeyWithUser; secretSealed: string } | null> {
+    return Promise.try(() => this.#accounts.findKeyByAwsAccessKeyId(accessKeyId));
+  }
+
   setKeyRouting(id: string, policy: unknown | null, limits: unknown | null): Promise<boolean> {
     return Promise.try(() => this.#accounts.setKeyRouting(id, policy, limits));
   }
@@ -221,6 +258,10 @@ class SqliteStore implements HubStore {
     return Promise.try(() => this.#billing.settle(settlement));
   }
 
+  settleMany(settlements: readonly Settlement[]): Promise<SettleOutcome[]> {
+    return Promise.try(() => this.#settleBatch.settleMany(settlements));
+  }
+
   release(id: string, nowMs = Date.now()): Promise<boolean> {
     return Promise.try(() => this.#billing.release(id, nowMs));
   }
@@ -247,6 +288,24 @@ class SqliteStore implements HubStore {
 
   postings(requestId: string): Promise<Posting[]> {
     return Promise.try(() => this.#billing.postings(requestId));
+  }
+
+  publishPriceVersion(
+    p: { version: number; publishedAtMs: number; canonical: string },
+  ): Promise<{ outcome: "inserted" | "duplicate"; record: PriceVersionRecord }> {
+    return Promise.try(() => this.#prices.publishPriceVersion(p));
+  }
+
+  getPriceVersion(version: number): Promise<PriceVersionRecord | null> {
+    return Promise.try(() => this.#prices.getPriceVersion(version));
+  }
+
+  latestPriceVersion(): Promise<number> {
+    return Promise.try(() => this.#prices.latestPriceVersion());
+  }
+
+  listPriceVersions(): Promise<PriceVersionSummary[]> {
+    return Promise.try(() => this.#prices.listPriceVersions());
   }
 
   schemaVersion(): Promise<number> {

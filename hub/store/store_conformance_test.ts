@@ -4,11 +4,16 @@
 import assert from "node:assert/strict";
 import type { Capabilities } from "../../protocol/capabilities.ts";
 import { ACCOUNT_CASES } from "./_test_account_cases.ts";
+import { AWS_CREDENTIAL_CASES } from "./_test_aws_credential_cases.ts";
 import { BILLING_CASES } from "./_test_billing_cases.ts";
 import { BILLING_CONCURRENCY_CASES } from "./_test_billing_concurrency_cases.ts";
+import { KEY_SPEND_CASES } from "./_test_key_spend_cases.ts";
+import { SETTLE_BATCH_CASES } from "./_test_settle_batch_cases.ts";
 import { USAGE_CASES } from "./_test_usage_cases.ts";
 import { USAGE_LIST_CASES } from "./_test_usage_list_cases.ts";
 import { USER_LIMITS_CASES } from "./_test_user_limits_cases.ts";
+import { PRICE_CASES } from "./_test_price_cases.ts";
+import { LEDGER_SYNC_CASES } from "./_test_ledger_sync_cases.ts";
 import {
   type Backend,
   type Case,
@@ -168,11 +173,16 @@ function conformance(backend: Backend): void {
       const cases = [
         ...CASES,
         ...ACCOUNT_CASES,
+        ...AWS_CREDENTIAL_CASES,
         ...USER_LIMITS_CASES,
         ...USAGE_CASES,
         ...USAGE_LIST_CASES,
         ...BILLING_CASES,
         ...BILLING_CONCURRENCY_CASES,
+        ...KEY_SPEND_CASES,
+        ...SETTLE_BATCH_CASES,
+        ...PRICE_CASES,
+        ...LEDGER_SYNC_CASES,
       ];
       for (const c of cases) {
         if (c.persistentOnly && !backend.persistent) continue;

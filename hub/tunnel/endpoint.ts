@@ -21,7 +21,7 @@ import { HubHandshake, VerifierCache } from "./handshake.ts";
 import { EgressMonitor, type EgressOptions } from "./egress.ts";
 import { NonceCache } from "./nonce_cache.ts";
 import { SessionRegistry } from "./registry.ts";
-import { AgentSession } from "./session.ts";
+import { AgentSession, type SessionPrices } from "./session.ts";
 
 export interface TunnelDeps {
   egress: EgressOptions;
@@ -31,6 +31,13 @@ export interface TunnelDeps {
   timing: HeartbeatTiming;
   log: Logger;
   metrics: Metrics;
+  /** Price tables for agents: the current one after WELCOME, others on request. */
+  prices?: SessionPrices;
+  /** Ledger sync frames from an agent, and the end of its session (hub/billing/ledger_sync.ts). */
+  ledgerSync?: {
+    onFrame(session: AgentSession, frame: ControlFrame): void;
+    onClosed(session: AgentSession): void;
+  };
 }
 
 function closeCodeFor(error: FrameDecodeError): CloseCode {
@@ -242,10 +249,13 @@ export class TunnelEndpoint {
       onClosed: (s, code, reason) => {
         this.registry.remove(s);
         this.egress.detach(s);
+        this.deps.ledgerSync?.onClosed(s);
         log.info("agent offline", { code, close: describeClose(code), reason });
         recordSeen(s, false);
       },
       onDispute: () => this.registry.recordDispute(agentId),
+      onLedgerSync: (s, frame) => this.deps.ledgerSync?.onFrame(s, frame),
+      prices: this.deps.prices,
       onCapabilities: (s) => {
         this.egress.evaluate();
         log.info("agent capabilities changed", { channels: s.capabilities.channels.length });
@@ -265,6 +275,7 @@ export class TunnelEndpoint {
       pingIntervalMs: timing.pingIntervalMs,
       peerDeadAfterMs: timing.peerDeadAfterMs,
     });
+    this.deps.prices?.greet(session);
     this.egress.attach(session);
     this.#handshakes({ outcome: "ok" });
     log.info("agent online", {

@@ -43,6 +43,18 @@ export interface SessionInit {
   onCapabilities: (session: AgentSession) => void;
   /** The agent disputed a settlement (counted per agent by the registry). */
   onDispute?: (session: AgentSession) => void;
+  /** Ledger sync frames (RECONCILE, LEDGER_HASHES, CLAIM, CHECKPOINT): hub/billing/ledger_sync.ts. */
+  onLedgerSync?: (session: AgentSession, frame: ControlFrame) => void;
+  /** Price versions for the agent (hub/billing/prices.ts `tunnelPrices`); PRICES_GET answers. */
+  prices?: SessionPrices;
+}
+
+/** What a session needs to hand price tables to its agent. */
+export interface SessionPrices {
+  /** Sends the current version (right after WELCOME). */
+  greet(session: AgentSession): void;
+  /** Answers PRICES_GET with PRICES, or PRICES_MISSING. */
+  request(session: AgentSession, version: number): void;
 }
 
 interface PendingEcho {
@@ -138,6 +150,13 @@ export class AgentSession {
           reason: frame.reason,
         });
         return;
+      case "prices_get":
+        return this.#init.prices?.request(this, frame.version);
+      case "reconcile":
+      case "ledger_hashes":
+      case "claim":
+      case "checkpoint":
+        return this.#init.onLedgerSync?.(this, frame);
       case "response_head":
         return this.#streams.get(frame.stream)?.onHead(frame);
       case "response_end":

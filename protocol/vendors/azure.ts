@@ -7,9 +7,10 @@
  * Two URL shapes:
  * - deployment-scoped, `/openai/deployments/{deployment}/chat/completions?api-version=…` (and
  *   completions, embeddings, images, audio): Azure routes by the URL, so the hub does too — the
- *   deployment name is the routing model, and a channel lists the deployment names it serves in
- *   `--models`. Not yet: a per-channel deployment→model map (for pricing the deployment by its
- *   underlying model, and for serving one client deployment name from differently named ones).
+ *   deployment name is the routing model. A channel declares its deployments with
+ *   `--deployment name=model` (reported to the hub in its capabilities; routed by name, priced by
+ *   the model, see catalog.ts) or lists bare names in `--models` (then priced by the name).
+ *   Not yet: serving one client deployment name from differently named ones.
  * - `/openai/responses?api-version=…` and the v1 API, `/openai/v1/…` (no api-version): the
  *   deployment name is `body.model`.
  * Credentials: `api-key` or `Authorization: Bearer`; the agent always sends its key as `api-key`.

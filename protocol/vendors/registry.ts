@@ -7,6 +7,7 @@
  */
 import { anthropic } from "./anthropic.ts";
 import { azure } from "./azure.ts";
+import { bedrock } from "./bedrock.ts";
 import { gemini } from "./gemini.ts";
 import { dashscope } from "./dashscope.ts";
 import { deepseek } from "./deepseek.ts";
@@ -22,6 +23,7 @@ export const VENDORS: readonly VendorSurface[] = [
   gemini,
   azure,
   vertex,
+  bedrock,
 ];
 
 export function vendorNamed(name: string): VendorSurface | undefined {

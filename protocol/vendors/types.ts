@@ -47,6 +47,8 @@ export interface MeterContext {
   path: string;
   status: number;
   contentType: string | null;
+  /** The response headers, for vendors that report usage there (Bedrock InvokeModel). */
+  headers?: Headers;
 }
 
 /** An error in the vendor's own envelope, so the client SDK raises its own typed exception. */
@@ -118,6 +120,13 @@ export interface VendorSurface {
   upstreamPathFor?(url: URL): string;
   /** Request headers that carry client credentials (stripped before forwarding). */
   readonly credentialHeaders: readonly string[];
+  /**
+   * Both sides: requests are signed with AWS SigV4 for this signing name. The hub verifies a
+   * client's signature with the key's hub-issued AWS credential (hub/gateway/sigv4.ts); the agent
+   * signs upstream requests itself with the channel key `AKID:SECRET` in the channel's region
+   * (its `endpoint`), instead of calling `applyCredential` (agent/upstream/aws_sign.ts).
+   */
+  readonly sigV4?: { service: string };
   /** Agent: put the real credential on the upstream request. */
   applyCredential(headers: Headers, key: string): void;
   /**
@@ -147,6 +156,13 @@ export interface VendorSurface {
    * answered before anything is dispatched; null when the request may go on.
    */
   rejectRequest?(url: URL): VendorError | null;
+  /**
+   * Hub: the location a request names (e.g. Vertex's `locations/{l}`, path + query); only
+   * channels that declare it in `locations` serve the request. Null: no location constraint.
+   */
+  requestLocation?(path: string): string | null;
+  /** Agent: the locations a channel serves, reported to the hub (e.g. its `endpoint`). */
+  channelLocations?(channel: UpstreamChannel): string[];
   /** The answer to a request the moderation chain blocked. */
   moderationBlockedResponse(): Response;
   /** Hub: the text and image parts of a parsed request body, for moderation. */

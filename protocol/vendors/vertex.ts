@@ -18,9 +18,11 @@
  * Location: the channel's `--endpoint` is the Vertex location it serves (`us-central1`,
  * `europe-west4`, `global`, `us`, `eu`); it picks the host (`{location}-aiplatform.googleapis.com`,
  * `aiplatform.googleapis.com` for `global`, `aiplatform.{us,eu}.rep.googleapis.com`), which joins
- * the agent's `--allow-net`. A request for another location is refused by that channel's agent.
- * Not yet: routing by location in the hub (give channels of different locations different model
- * lists), Express mode (`/v1beta1/publishers/…` with an API key), `:predict` metering, per-request
+ * the agent's `--allow-net`. The channel reports its location to the hub (`channelLocations`), and
+ * the hub routes `locations/{l}` only to channels serving `{l}` (`requestLocation`); an agent still
+ * refuses a request for another location. A request for `global` goes to `global` channels only:
+ * a regional request is never sent elsewhere (data residency), nor a `global` one rewritten.
+ * Not yet: Express mode (`/v1beta1/publishers/…` with an API key), `:predict` metering, per-request
  * error envelopes (errors are Google's envelope for both publishers).
  */
 import { createAnthropicMeter } from "../metering/anthropic.ts";
@@ -174,6 +176,13 @@ export const vertex: VendorSurface = {
   clientCredential: bearerCredential,
 
   modelFromPath: vertexModelFromPath,
+
+  requestLocation: (path) => parseVertexPath(path)?.location ?? null,
+
+  channelLocations: (channel) =>
+    channel.endpoint !== undefined && VERTEX_LOCATION.test(channel.endpoint)
+      ? [channel.endpoint]
+      : [],
 
   applyCredential() {
     // Never called: the credential is an access token minted asynchronously (credentialFor).

@@ -33,6 +33,10 @@ export interface StackVendor {
   keys: string[];
   /** The channel's `--models` list (default: every model). */
   models?: string;
+  /** More official hosts this vendor's fake stands in for (e.g. an OAuth token host). */
+  extraHosts?: string[];
+  /** More `channel add` arguments (e.g. `--endpoint`, `--deployment`). */
+  args?: string[];
 }
 
 export interface Stack {
@@ -87,7 +91,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const upstreams: Record<string, string> = { "api.openai.com": fake.url };
     for (const extra of options.vendors ?? []) {
       vendorFakes[extra.vendor] = await extra.start();
-      upstreams[extra.host] = vendorFakes[extra.vendor]!.url;
+      for (const host of [extra.host, ...extra.extraHosts ?? []]) {
+        upstreams[host] = vendorFakes[extra.vendor]!.url;
+      }
     }
     hub = await startHub({ dir: tmp.path, env: options.hubEnv });
     const dir = `${tmp.path}/agent`;
@@ -120,6 +126,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         extra.vendor,
         ...extra.keys.flatMap((k) => ["--key", k]),
         ...(extra.models ? ["--models", extra.models] : []),
+        ...extra.args ?? [],
         ...limits,
         "--dir",
         dir,
