@@ -45,7 +45,10 @@ export interface AccountingDeps {
 }
 
 export function outcomeOf(end: StreamEnd, status: number): Outcome {
-  if (end.kind === "aborted") return end.by === "client" ? "client_error" : "upstream_failure";
+  if (end.kind === "aborted") {
+    if (end.by === "client") return "client_error";
+    return end.by === "session" ? "tunnel_failure" : "upstream_failure";
+  }
   if (status >= 500) return "upstream_failure";
   return status >= 400 ? "client_error" : "success";
 }

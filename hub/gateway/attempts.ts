@@ -103,7 +103,7 @@ export async function runAttempts(deps: DispatchDeps, plan: AttemptPlan): Promis
     attempts++;
     const body = plan.body instanceof Uint8Array ? bytesStream(plan.body) : plan.body;
     const isLast = i === choices.length - 1 || !replayable;
-    const outcome = (o: "upstream_failure" | "client_error") =>
+    const outcome = (o: "upstream_failure" | "tunnel_failure" | "client_error") =>
       recordRoutingOutcome(deps.stats, deps.breakers, {
         ...ids(choice),
         outcome: o,
@@ -119,7 +119,8 @@ export async function runAttempts(deps: DispatchDeps, plan: AttemptPlan): Promis
         outcome("client_error");
         throw new GatewayError(499, "client_closed", "The client went away");
       }
-      outcome("upstream_failure");
+      const tunnelLost = e instanceof SessionUnavailableError || e.by === "session";
+      outcome(tunnelLost ? "tunnel_failure" : "upstream_failure");
       plan.log.warn("attempt failed before the response", {
         agentId: choice.agentId,
         channelId: choice.channelId,

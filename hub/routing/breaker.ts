@@ -125,8 +125,10 @@ export class BreakerBoard {
   }
 
   /**
-   * A client error (4xx): never counts against the channel. A probe that got one did not prove
-   * anything either way, so it is released for the next request to try.
+   * A client error (4xx) or a lost tunnel: never counts against the channel (a dead session
+   * takes the agent out of routing anyway; its vendor account may be fine, and a reconnected
+   * agent must not find its channels shut for a cooldown). A probe that got one proved nothing
+   * either way, so it is released for the next request to try.
    */
   onClientError(key: string, _nowMs: number): void {
     this.releaseProbe(key);

@@ -4,7 +4,7 @@ import { BreakerBoard, type BreakerState } from "./breaker.ts";
 const K = "agt_a/main";
 
 type Step =
-  | ["ok" | "fail" | "client", number]
+  | ["ok" | "fail" | "client" | "tunnel", number]
   | ["probe", number, boolean]
   | ["release"]
   | ["expect", number, BreakerState];
@@ -25,6 +25,8 @@ function replay(name: string, steps: Step[]): void {
         return b.onFailure(K, step[1]);
       case "client":
         return b.record(K, "client_error", step[1]);
+      case "tunnel":
+        return b.record(K, "tunnel_failure", step[1]);
       case "probe":
         return assert.equal(b.tryAcquireProbe(K, step[1]), step[2], at);
       case "release":
@@ -68,6 +70,23 @@ Deno.test("breaker transitions, table-driven", () => {
       ["expect", 7, "closed"],
       ["fail", 8],
       ["expect", 8, "open"],
+    ]],
+    ["a lost tunnel never opens the channel (the agent reconnects to a closed breaker)", [
+      ["fail", 1],
+      ["tunnel", 2],
+      ["tunnel", 3],
+      ["tunnel", 4],
+      ["expect", 5, "closed"],
+      ["probe", 5, true],
+    ]],
+    ["a lost tunnel on the probe releases it without a verdict", [
+      ["fail", 0],
+      ["fail", 0],
+      ["fail", 0],
+      ["probe", 30_000, true],
+      ["tunnel", 30_100],
+      ["expect", 30_100, "half-open"],
+      ["probe", 30_200, true],
     ]],
     ["client errors do not reset the count either", [
       ["fail", 1],

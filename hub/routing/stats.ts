@@ -9,8 +9,12 @@
 export * from "./grades.ts";
 import { TTFT_BINS as BINS, ttftBin, ttftPercentile } from "./ttft_histogram.ts";
 
-/** What became of one routed request. Client errors (4xx) never count against the channel. */
-export type Outcome = "success" | "upstream_failure" | "client_error";
+/**
+ * What became of one routed request. Client errors (4xx) never count against the channel;
+ * `tunnel_failure` (the agent's session died mid-request) counts against the agent's record but
+ * not toward the channel's circuit breaker.
+ */
+export type Outcome = "success" | "upstream_failure" | "tunnel_failure" | "client_error";
 
 /** One request's outcome, as the gateway reports it. */
 export interface OutcomeRecord {
@@ -104,7 +108,12 @@ interface AgentEntry {
   cache: Cached | null;
 }
 
-const OUTCOMES: ReadonlySet<string> = new Set(["success", "upstream_failure", "client_error"]);
+const OUTCOMES: ReadonlySet<string> = new Set([
+  "success",
+  "upstream_failure",
+  "tunnel_failure",
+  "client_error",
+]);
 const finite = (v: number | undefined): v is number =>
   typeof v === "number" && Number.isFinite(v) && v >= 0;
 
@@ -159,7 +168,7 @@ export class StatsBoard {
     const c = slot * FIELDS;
     s.counts[c + REQ]!++;
     if (r.outcome === "client_error") s.counts[c + CLIENT]!++;
-    else if (r.outcome === "upstream_failure") s.counts[c + FAIL]!++;
+    else if (r.outcome !== "success") s.counts[c + FAIL]!++; // vendor or tunnel: failed either way
     else {
       s.counts[c + OK]!++;
       // Latency and speed only from successes: a failure's timing says nothing about either.

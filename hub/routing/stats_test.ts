@@ -33,6 +33,15 @@ Deno.test("counts outcomes; client errors never count against availability", () 
   assert.equal(o.errorRate, null);
 });
 
+Deno.test("a lost tunnel counts against the agent's availability like a vendor failure", () => {
+  const b = board();
+  feed(b, "success", 1_000, 3);
+  feed(b, "tunnel_failure", 2_000, 1);
+  const s = b.channelStats("agt_a", "main", 4_000);
+  assert.deepEqual([s.requests, s.successes, s.upstreamFailures], [4, 3, 1]);
+  assert.equal(s.availability, 0.75);
+});
+
 Deno.test("the window rolls off bucket by bucket", () => {
   const b = board();
   feed(b, "success", 0, 3); // bucket 0

@@ -36,12 +36,18 @@ export interface StreamResponse {
 
 export type StreamEnd =
   | { kind: "complete"; frame: Frame<"response_end"> }
-  | { kind: "aborted"; by: "agent" | "client" | "hub"; reason: string };
+  | { kind: "aborted"; by: AbortedBy; reason: string };
+
+/**
+ * Who ended a stream early: the agent (ABORT), the client, the hub, or the tunnel session itself
+ * dying (the agent is gone — says nothing about the vendor channel behind it).
+ */
+export type AbortedBy = "agent" | "client" | "hub" | "session";
 
 /** The stream failed before any response byte: safe to answer with an error (or fail over). */
 export class StreamFailedError extends Error {
   override name = "StreamFailedError";
-  constructor(message: string, readonly by: "agent" | "client" | "hub") {
+  constructor(message: string, readonly by: AbortedBy) {
     super(message);
   }
 }
@@ -139,9 +145,11 @@ export class HubStream {
   }
 
   /** The agent aborted, the session died, or we abort: fail whatever is pending. */
-  abort(by: "agent" | "client" | "hub", reason: string): void {
+  abort(by: AbortedBy, reason: string): void {
     if (this.#finished) return;
-    if (by !== "agent") this.wire.control({ type: "abort", stream: this.id, reason });
+    if (by === "client" || by === "hub") {
+      this.wire.control({ type: "abort", stream: this.id, reason });
+    }
     const error = new StreamFailedError(reason, by);
     this.#rejectHead(error);
     this.#inbound?.fail(error);

@@ -251,7 +251,7 @@ export class AgentSession {
     }
     this.#echoes.clear();
     for (const stream of [...this.#streams.values()]) {
-      stream.abort("hub", `agent session closed: ${describeClose(code)}`);
+      stream.abort("session", `agent session closed: ${describeClose(code)}`);
     }
     this.#budget.wake();
     try {
