@@ -17,7 +17,6 @@ import mysql from "mysql2/promise";
 import { join } from "node:path";
 import {
   appendEntry,
-  type ChainHead,
   type LedgerEntry,
   signCheckpoint,
   verifyChain,
@@ -30,170 +29,21 @@ import { AgentLedger } from "../agent/ledger/mod.ts";
 import { OwnCountStore } from "../agent/ledger/own_counts.ts";
 import { SqlStore } from "../agent/ledger/store.ts";
 import { openStore } from "../hub/store/mod.ts";
-import { startFakeOpenAI } from "./fakes/openai.ts";
-import {
-  admin,
-  agentCli,
-  enrollAgent,
-  type HubProc,
-  runAgent,
-  startHub,
-  waitOnline,
-} from "./support/cluster.ts";
-import { type Proc, tempDir, waitFor } from "./support/process.ts";
+import { admin, runAgent } from "./support/cluster.ts";
+import { waitFor } from "./support/process.ts";
 import { auth, hello, RawClient } from "./support/raw_client.ts";
-import { VENDOR_KEY } from "./support/stack.ts";
-import { TunnelTap } from "./support/tunnel_tap.ts";
-
-/** Priced in the default table. */
-const MODEL = "gpt-5.5";
-
-interface Tapped {
-  hub: HubProc;
-  tap: TunnelTap;
-  agent: Proc;
-  agentId: string;
-  agentDir: string;
-  hubDb: string;
-  userId: string;
-  key: string;
-  startAgent(): Promise<void>;
-  stopAgent(): Promise<void>;
-  /** kill -9 the hub, then start it again on the same port, database and identity. */
-  crashAndRestartHub(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function tappedStack(
-  options: { agentEnv?: Record<string, string>; hubEnv?: Record<string, string> } = {},
-): Promise<Tapped> {
-  const tmp = await tempDir("ledger-sync");
-  const fake = await startFakeOpenAI({ keys: [VENDOR_KEY] });
-  let hub: HubProc | undefined, tap: TunnelTap | undefined, agent: Proc | undefined;
-  const stop = async () => {
-    await agent?.stop();
-    await tap?.close();
-    await hub?.proc.stop();
-    await fake.close();
-    await tmp.remove();
-  };
-  try {
-    const hubEnv = { HUB_UNPRICED_MODELS: "refuse", ...options.hubEnv };
-    hub = await startHub({ dir: tmp.path, env: hubEnv });
-    tap = TunnelTap.start({ hostname: "127.0.0.1", port: hub.port });
-    const agentDir = join(tmp.path, "agent");
-    const setup = await enrollAgent(hub, agentDir, { hubUrl: tap.url });
-    await agentCli([
-      "channel",
-      "add",
-      "--vendor",
-      "openai",
-      "--key",
-      VENDOR_KEY,
-      "--rpm",
-      "100000",
-      "--tpm",
-      "1000000000",
-      "--dir",
-      agentDir,
-    ]);
-    const env = {
-      AGENT_DEV_UPSTREAMS: JSON.stringify({ "api.openai.com": fake.url }),
-      AGENT_CLAIM_GRACE_MS: "1",
-      ...options.agentEnv,
-    };
-    const user = await admin(hub, "POST", "/users", { name: "client-co" });
-    await admin(hub, "POST", `/users/${user.json.id}/credit`, { amount: "10.00" });
-    const key = await admin(hub, "POST", "/keys", { userId: user.json.id });
-    const s: Tapped = {
-      hub,
-      tap,
-      agent: undefined as unknown as Proc,
-      agentId: setup.id,
-      agentDir,
-      hubDb: join(tmp.path, "hub.db"),
-      userId: user.json.id,
-      key: key.json.key,
-      async startAgent() {
-        agent = s.agent = runAgent(agentDir, env);
-        await waitOnline(hub!, setup.id).catch((e) => {
-          throw new Error(`${e.message}\n${s.agent.dump()}`);
-        });
-      },
-      async stopAgent() {
-        s.agent.kill("SIGTERM");
-        await s.agent.exited();
-        await s.agent.stop();
-        await waitOnline(hub!, setup.id, false);
-      },
-      async crashAndRestartHub() {
-        await hub!.proc.stop(); // SIGKILL
-        hub = s.hub = await startHub({ dir: tmp.path, env: hubEnv, port: hub!.port });
-      },
-      stop,
-    };
-    await s.startAgent();
-    return s;
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
-
-/** One chat completion through the hub; its request id. */
-async function chat(s: Tapped, maxTokens = 40): Promise<string> {
-  const res = await fetch(`${s.hub.url}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${s.key}`, "content-type": "application/json" },
-    body: JSON.stringify({
-      model: MODEL,
-      messages: [{ role: "user", content: "count me" }],
-      max_tokens: maxTokens,
-    }),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, text);
-  return res.headers.get("x-request-id")!;
-}
-
-async function hubLedger(s: Tapped): Promise<{ head: ChainHead | null; entries: LedgerEntry[] }> {
-  return (await admin(s.hub, "GET", `/ledger?agentId=${s.agentId}&limit=1000`)).json;
-}
-
-function waitHubEntries(s: Tapped, n: number): Promise<LedgerEntry[]> {
-  return waitFor(async () => {
-    const l = await hubLedger(s);
-    return l.entries.length >= n ? l.entries : undefined;
-  }, `hub ledger has ${n} entries`);
-}
-
-/** Lines in the agent's fsync'd ledger log (readable while the agent runs). */
-async function agentLogLines(s: Tapped): Promise<number> {
-  const text = await Deno.readTextFile(join(s.agentDir, "ledger", "ledger.log")).catch(() => "");
-  return text.split("\n").filter(Boolean).length;
-}
-
-function waitAgentEntries(s: Tapped, n: number): Promise<true> {
-  return waitFor(
-    async () => (await agentLogLines(s)) >= n || undefined,
-    `agent ledger has ${n} entries\n${s.agent.dump()}`,
-  );
-}
-
-/** The agent's ledger, read with the agent stopped. */
-async function agentEntries(s: Tapped): Promise<{ entries: LedgerEntry[]; head: ChainHead }> {
-  const ledger = await AgentLedger.open(join(s.agentDir, "ledger"));
-  try {
-    return { entries: ledger.entriesFrom(1), head: ledger.head() };
-  } finally {
-    await ledger.close();
-  }
-}
-
-async function divergences(s: Tapped) {
-  return (await admin(s.hub, "GET", `/ledger/divergences?agentId=${s.agentId}`)).json
-    .divergences as { seq: number; kind: string; detail: string }[];
-}
+import {
+  agentEntries,
+  agentLogLines,
+  chat,
+  divergences,
+  hubLedger,
+  MODEL,
+  type Tapped,
+  tappedStack,
+  waitAgentEntries,
+  waitHubEntries,
+} from "./support/ledger_stack.ts";
 
 /** A hand-driven tunnel session as `agentId` (the real agent must be stopped). */
 async function rawSession(s: Tapped, agentId: string, signer: Signer): Promise<RawClient> {

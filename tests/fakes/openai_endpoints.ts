@@ -95,6 +95,9 @@ export function statusError(status: number, model = "gpt-4o"): HttpError {
 
 const fingerprint = (model: string) => `fp_${C.hexId(C.sha256Hex(model), "fp", 10)}`;
 const maxTokens = (...vs: unknown[]) => vs.find((v): v is number => typeof v === "number");
+/** Reasoning counts against the output limit: OpenAI stops thinking at the limit too. */
+const thinking = (tokens: number, limit: number | undefined) =>
+  limit === undefined ? tokens : Math.min(tokens, limit);
 
 export function chatLike(kind: "chat" | "completions"): Handler {
   return (ctx) => {
@@ -113,8 +116,8 @@ export function chatLike(kind: "chat" | "completions"): Handler {
     } else if (body.prompt === undefined) throw missing("prompt");
     const prompt = kind === "chat" ? C.chatPrompt(body) : C.completionsPrompt(body);
     const d = ctx.control(prompt.control);
-    const reasoning = kind === "chat" ? C.reasoningTokens(seed, model) : 0;
     const limit = maxTokens(body.max_completion_tokens, body.max_tokens);
+    const reasoning = kind === "chat" ? thinking(C.reasoningTokens(seed, model), limit) : 0;
     const content = C.limitContent(
       C.makeContent(seed, prompt.control, d),
       limit === undefined ? undefined : Math.max(0, limit - reasoning),
@@ -179,8 +182,8 @@ export const responses: Handler = (ctx) => {
   const { body, seed, model } = ctx;
   const prompt = C.responsesPrompt(body);
   const d = ctx.control(prompt.control);
-  const reasoning = C.reasoningTokens(seed, model);
   const limit = maxTokens(body.max_output_tokens);
+  const reasoning = thinking(C.reasoningTokens(seed, model), limit);
   const content = C.limitContent(
     C.makeContent(seed, prompt.control, d),
     limit === undefined ? undefined : Math.max(0, limit - reasoning),
