@@ -3,6 +3,7 @@
 // Writes run as READ COMMITTED transactions (no gap locks, so parallel settlements for different
 // requests cannot deadlock on the unique indexes), taking row locks in one order: reservation,
 // user, agent. The agent row lock serializes one agent's settlements, so its chain stays gapless.
+import { mysqlCode, readCommitted } from "./_mysql_tx.ts";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { appendEntry, type ChainHead, type LedgerEntry } from "../../protocol/chain.ts";
 import { formatUsd, parseUsd } from "../../protocol/money.ts";
@@ -38,10 +39,8 @@ const HOLD_SQL = `UPDATE users SET balance = balance - ${DEC} WHERE id = ? AND b
 /** Settling: the hold comes back and the charge goes out, never below 0. */
 const CHARGE_SQL = `UPDATE users SET balance = balance + ${DEC} - ${DEC}
   WHERE id = ? AND balance + ${DEC} >= ${DEC}`;
-const ATTEMPTS = 5;
 
 type Db = Pool | PoolConnection;
-const code = (e: unknown) => (e as { code?: string })?.code;
 
 async function one(db: Db, sql: string, params: (string | number)[]): Promise<Row | undefined> {
   const [rows] = await db.execute<RowDataPacket[]>(sql, params);
@@ -55,27 +54,8 @@ export class MysqlBilling {
     this.#pool = pool;
   }
 
-  /** Runs `fn` in a READ COMMITTED transaction; retried when InnoDB picks it as a deadlock victim. */
-  async #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      const conn = await this.#pool.getConnection();
-      try {
-        await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-        await conn.beginTransaction();
-        try {
-          const out = await fn(conn);
-          await conn.commit();
-          return out;
-        } catch (e) {
-          await conn.rollback();
-          throw e;
-        }
-      } catch (e) {
-        if (code(e) !== "ER_LOCK_DEADLOCK" || attempt >= ATTEMPTS) throw e;
-      } finally {
-        conn.release();
-      }
-    }
+  #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
+    return readCommitted(this.#pool, fn);
   }
 
   #reservation(db: Db, id: string, lock = ""): Promise<Row | undefined> {
@@ -113,7 +93,7 @@ export class MysqlBilling {
       });
     } catch (e) {
       // The same id reserved concurrently: this attempt rolled back; compare with the winner.
-      const winner = code(e) === "ER_DUP_ENTRY" &&
+      const winner = mysqlCode(e) === "ER_DUP_ENTRY" &&
         await this.#reservation(this.#pool, r.reservationId);
       if (winner) return replayedReservation(winner, r);
       throw e;
@@ -200,7 +180,7 @@ export class MysqlBilling {
       });
     } catch (e) {
       // Another reservation booked this request id first: identical replays cannot get here.
-      const row = code(e) === "ER_DUP_ENTRY" && await this.#entry(this.#pool, f.requestId);
+      const row = mysqlCode(e) === "ER_DUP_ENTRY" && await this.#entry(this.#pool, f.requestId);
       if (row) return replayedEntry(row, s);
       throw e;
     }

@@ -1,6 +1,7 @@
 // Ledger sync on MySQL/MariaDB (see _ledger_sync_types.ts). A claim takes its row locks in the
 // same order as `settle` (_mysql_billing.ts): reservation, user, agent — so the two cannot
 // deadlock, and the agent row lock keeps its chain gapless.
+import { mysqlCode, readCommitted } from "./_mysql_tx.ts";
 import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
 import { formatUsd } from "../../protocol/money.ts";
 import type { Usage } from "../../protocol/usage.ts";
@@ -48,8 +49,6 @@ import type {
 
 type Db = Pool | PoolConnection;
 const DEC = "CAST(? AS DECIMAL(38,12))";
-const ATTEMPTS = 5;
-const code = (e: unknown) => (e as { code?: string })?.code;
 
 async function rows(db: Db, sql: string, params: unknown[]): Promise<Row[]> {
   const [out] = await db.query<RowDataPacket[]>(sql, params);
@@ -59,26 +58,8 @@ async function rows(db: Db, sql: string, params: unknown[]): Promise<Row[]> {
 export class MysqlLedgerSync implements LedgerSyncStore {
   constructor(private readonly pool: Pool) {}
 
-  async #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      const conn = await this.pool.getConnection();
-      try {
-        await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-        await conn.beginTransaction();
-        try {
-          const out = await fn(conn);
-          await conn.commit();
-          return out;
-        } catch (e) {
-          await conn.rollback();
-          throw e;
-        }
-      } catch (e) {
-        if (code(e) !== "ER_LOCK_DEADLOCK" || attempt >= ATTEMPTS) throw e;
-      } finally {
-        conn.release();
-      }
-    }
+  #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
+    return readCommitted(this.pool, fn);
   }
 
   async recordDispatch(d: NewDispatch): Promise<void> {
@@ -142,7 +123,7 @@ export class MysqlLedgerSync implements LedgerSyncStore {
       return await this.#tx((conn) => this.#settleClaim(conn, c));
     } catch (e) {
       // A concurrent settle/claim booked the request first: report it as a replay.
-      if (code(e) !== "ER_DUP_ENTRY") throw e;
+      if (mysqlCode(e) !== "ER_DUP_ENTRY") throw e;
       const [row] = await rows(
         this.pool,
         `SELECT ${ENTRY_COLUMNS} FROM ledger_entries WHERE request_id = ?`,

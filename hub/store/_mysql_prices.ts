@@ -1,4 +1,5 @@
 // Price versions on MySQL/MariaDB; `MysqlStore` (mysql.ts) forwards to this.
+import { mysqlCode } from "./_mysql_tx.ts";
 import type { Pool, RowDataPacket } from "mysql2/promise";
 import {
   newPriceRecord,
@@ -32,7 +33,7 @@ export class MysqlPrices {
       );
       return { outcome: "inserted", record: r };
     } catch (e) {
-      if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") throw e;
+      if (mysqlCode(e) !== "ER_DUP_ENTRY") throw e;
       return replayedPrice(await this.getPriceVersion(r.version), r, e);
     }
   }

@@ -3,6 +3,7 @@
 // transactions. The key row is read `FOR UPDATE`, so concurrent holds on one key — from any
 // number of hubs — are checked against its caps one at a time. Lock order everywhere:
 // reservation, user, key (reserve: user, key), so these never deadlock with each other.
+import { mysqlCode, readCommitted } from "./_mysql_tx.ts";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import { formatUsd, type Money, parseUsd } from "../../protocol/money.ts";
 import { creditedBalance, USD_MAX } from "./_accounts.ts";
@@ -29,10 +30,8 @@ const SET_SPEND = `UPDATE virtual_keys SET spent_total = ${DEC}, spent_day = ${D
 const CREDIT_SQL = `UPDATE users SET balance = balance + ${DEC}
   WHERE id = ? AND balance + ${DEC} BETWEEN 0 AND ${USD_MAX}`;
 const CREDIT_COLUMNS = "id, user_id, amount, balance_after, created_at_ms";
-const ATTEMPTS = 5;
 
 type Db = Pool | PoolConnection;
-const code = (e: unknown) => (e as { code?: string })?.code;
 
 async function one(db: Db, sql: string, params: (string | number)[]): Promise<Row | undefined> {
   const [rows] = await db.execute<RowDataPacket[]>(sql, params);
@@ -190,32 +189,13 @@ export class MysqlQuotas implements QuotaStore {
         );
       });
     } catch (e) {
-      const winner = code(e) === "ER_DUP_ENTRY" && await journal(this.#pool);
+      const winner = mysqlCode(e) === "ER_DUP_ENTRY" && await journal(this.#pool);
       if (winner) return topUpReplay(winner, t.userId, credit.pico);
       throw e;
     }
   }
 
-  /** A READ COMMITTED transaction, retried when InnoDB picks it as a deadlock victim. */
-  async #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      const conn = await this.#pool.getConnection();
-      try {
-        await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-        await conn.beginTransaction();
-        try {
-          const out = await fn(conn);
-          await conn.commit();
-          return out;
-        } catch (e) {
-          await conn.rollback();
-          throw e;
-        }
-      } catch (e) {
-        if (code(e) !== "ER_LOCK_DEADLOCK" || attempt >= ATTEMPTS) throw e;
-      } finally {
-        conn.release();
-      }
-    }
+  #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
+    return readCommitted(this.#pool, fn);
   }
 }

@@ -7,6 +7,7 @@
 // Another hub may book one of the batch's request ids between our read and our INSERT (a unique
 // key collision, ER_DUP_ENTRY): the whole transaction rolls back and each item then goes through
 // the single `settle`, which resolves exactly that race.
+import { mysqlCode, readCommitted } from "./_mysql_tx.ts";
 import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
 import type { LedgerEntry } from "../../protocol/chain.ts";
 import { formatUsd, parseUsd } from "../../protocol/money.ts";
@@ -29,8 +30,6 @@ import {
 import { closeKeySpendMany } from "./_mysql_quotas.ts";
 
 const DEC = "CAST(? AS DECIMAL(38,12))";
-const ATTEMPTS = 5;
-const code = (e: unknown) => (e as { code?: string })?.code;
 const marks = (n: number, one = "?") => Array(n).fill(one).join(", ");
 
 export class MysqlSettleBatch {
@@ -49,33 +48,15 @@ export class MysqlSettleBatch {
         return plan.outcomes;
       });
     } catch (e) {
-      if (code(e) !== "ER_DUP_ENTRY") throw e;
+      if (mysqlCode(e) !== "ER_DUP_ENTRY") throw e;
       const out: SettleOutcome[] = [];
       for (const s of settlements) out.push(await this.settleOne(s).catch((err) => err as Error));
       return out;
     }
   }
 
-  async #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      const conn = await this.pool.getConnection();
-      try {
-        await conn.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
-        await conn.beginTransaction();
-        try {
-          const out = await fn(conn);
-          await conn.commit();
-          return out;
-        } catch (e) {
-          await conn.rollback();
-          throw e;
-        }
-      } catch (e) {
-        if (code(e) !== "ER_LOCK_DEADLOCK" || attempt >= ATTEMPTS) throw e;
-      } finally {
-        conn.release();
-      }
-    }
+  #tx<T>(fn: (c: PoolConnection) => Promise<T>): Promise<T> {
+    return readCommitted(this.pool, fn);
   }
 }
 

@@ -1,4 +1,5 @@
 // Usage records on MySQL/MariaDB; `MysqlStore` (mysql.ts) forwards to this.
+import { mysqlCode } from "./_mysql_tx.ts";
 import type { Pool, RowDataPacket } from "mysql2/promise";
 import type { UsageRecord } from "../../protocol/usage.ts";
 import {
@@ -33,7 +34,7 @@ export class MysqlUsage {
       await this.#pool.execute(USAGE_INSERT, values);
       return "inserted";
     } catch (e) {
-      if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") throw e;
+      if (mysqlCode(e) !== "ER_DUP_ENTRY") throw e;
       const stored = await this.#read(values[0] as string);
       if (stored && sameUsage(stored, values)) return "duplicate";
       throw new StoreConflictError("requestId", { cause: e });
@@ -60,7 +61,7 @@ export class MysqlUsage {
           out.push("inserted");
         } catch (e) {
           // InnoDB rolls back only the failed statement; the transaction goes on.
-          if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") throw e;
+          if (mysqlCode(e) !== "ER_DUP_ENTRY") throw e;
           const [rows] = await conn.execute<RowDataPacket[]>(
             `${USAGE_SELECT} WHERE request_id = ?`,
             [values[0] as string],

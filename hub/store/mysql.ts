@@ -2,6 +2,7 @@
  * The MySQL/MariaDB store: a `mysql2` connection pool, one statement per write, so each write
  * is atomic on its own (InnoDB autocommit).
  */
+import { mysqlCode } from "./_mysql_tx.ts";
 import mysql from "mysql2/promise";
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from "mysql2/promise";
 import type { Capabilities } from "../../protocol/capabilities.ts";
@@ -355,7 +356,7 @@ async function withConflicts<T>(write: Promise<T>): Promise<T> {
 
 /** Maps "Duplicate entry '…' for key 'agents_public_key'" (ER_DUP_ENTRY) to a conflict. */
 function asConflict(e: unknown): StoreConflictError | undefined {
-  if ((e as { code?: string })?.code !== "ER_DUP_ENTRY") return undefined;
+  if (mysqlCode(e) !== "ER_DUP_ENTRY") return undefined;
   // Anchored at the end: the duplicate value itself is caller-supplied text. MySQL 8 prefixes
   // the index with "table.".
   const key = /for key '(?:[^']*\.)?([^'.]*)'$/.exec((e as Error).message)?.[1];
