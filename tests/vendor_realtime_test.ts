@@ -168,14 +168,20 @@ type Msg = string | Uint8Array;
 async function rawClient(
   s: RtStack,
   key: string,
-  auth: "bearer" | "subprotocol",
+  auth: "bearer" | "subprotocol" | "api-key",
   model = MODEL,
   path = "/v1/realtime",
+  query = `model=${encodeURIComponent(model)}`,
 ) {
-  const url = `${s.wsOrigin}${path}?model=${encodeURIComponent(model)}`;
+  const url = `${s.wsOrigin}${path}?${query}`;
   const protocols = auth === "subprotocol" ? ["realtime", `openai-insecure-api-key.${key}`] : [];
+  const headers: Record<string, string> = auth === "bearer"
+    ? { authorization: `Bearer ${key}` }
+    : auth === "api-key"
+    ? { "api-key": key }
+    : {};
   const ws = new WebSocket(url, protocols, {
-    headers: auth === "bearer" ? { authorization: `Bearer ${key}` } : {},
+    headers,
     ca: s.caPem,
     perMessageDeflate: false,
   });
@@ -479,6 +485,51 @@ Deno.test("realtime over wss:// with a test CA: SDK and ws clients, usage, billi
       assert.equal(line.outcome, "complete");
       assert.equal(line.outputTokens, 5);
     });
+
+    await t.step(
+      "Azure preview path (openai 6.x AzureOpenAI): /openai/realtime?api-version&deployment",
+      async () => {
+        const { id: keyId, key } = await s.newKey();
+        const dispatched = s.fake.sessions.length;
+        // Without api-version: Azure's error code on the socket, nothing dispatched.
+        const bare = await rawClient(
+          s,
+          key,
+          "api-key",
+          MODEL,
+          "/azure/openai/realtime",
+          `deployment=${AZURE_DEPLOYMENT}`,
+        );
+        const refusal = await bare.event("error");
+        assert.equal(
+          (refusal as { error: { code: string } }).error.code,
+          "MissingApiVersionParameter",
+        );
+        assert.equal((await bare.closedWith()).code, 3000);
+        assert.equal(s.fake.sessions.length, dispatched, "nothing reached the vendor");
+
+        const c = await rawClient(
+          s,
+          key,
+          "api-key",
+          MODEL,
+          "/azure/openai/realtime",
+          `api-version=2025-04-01-preview&deployment=${AZURE_DEPLOYMENT}`,
+        );
+        await c.event("session.created");
+        c.ws.send(JSON.stringify({ type: "response.create" }));
+        await c.event("response.done");
+        c.ws.close(1000, "bye");
+        await c.closedWith();
+        const session = s.fake.sessions.at(-1)!;
+        assert.equal(session.path, "/openai/realtime");
+        assert.equal(session.model, AZURE_DEPLOYMENT);
+        assert.equal(session.key, AZURE_KEY, "the resource's real key");
+        assert.ok(!JSON.stringify(session.headers).includes(key));
+        const line = await finishedLine(s, keyId);
+        assert.equal(line.outcome, "complete");
+      },
+    );
 
     await t.step("relay latency: ping/pong through hub + tunnel + agent vs direct", async () => {
       const { key } = await s.newKey();

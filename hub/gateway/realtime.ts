@@ -32,12 +32,39 @@ import { estimateTokens } from "./limits.ts";
 import { ClientPipe, realtimeErrorEvent, relay } from "./realtime_relay.ts";
 import { newRequestId } from "./routes.ts";
 
-/** Where each vendor's realtime socket is served, and the upstream path it maps to. */
-export const REALTIME_SURFACES = [
-  { vendor: "openai", paths: ["/v1/realtime", "/openai/v1/realtime"], upstream: "/v1/realtime" },
-  // Azure's GA shape (what `OpenAIRealtimeWS.azure` opens): `?model=<deployment>`, `api-key`.
-  { vendor: "azure", paths: ["/azure/openai/v1/realtime"], upstream: "/openai/v1/realtime" },
-] as const;
+/**
+ * Where each vendor's realtime socket is served, the upstream path it maps to, and which query
+ * parameter names the model (or Azure deployment).
+ */
+export interface RealtimeSurface {
+  vendor: string;
+  paths: readonly string[];
+  upstream: string;
+  modelParam: "model" | "deployment";
+}
+export const REALTIME_SURFACES: readonly RealtimeSurface[] = [
+  {
+    vendor: "openai",
+    paths: ["/v1/realtime", "/openai/v1/realtime"],
+    upstream: "/v1/realtime",
+    modelParam: "model",
+  },
+  // Azure's GA shape (what `OpenAIRealtimeWS.azure` opens in openai ≥ 7): `?model=<deployment>`.
+  {
+    vendor: "azure",
+    paths: ["/azure/openai/v1/realtime"],
+    upstream: "/openai/v1/realtime",
+    modelParam: "model",
+  },
+  // Azure's preview shape (openai 6.x `AzureOpenAI` clients, the captured SDK request):
+  // `/openai/realtime?api-version=…&deployment=…`; api-version is required as on Azure.
+  {
+    vendor: "azure",
+    paths: ["/azure/openai/realtime"],
+    upstream: "/openai/realtime",
+    modelParam: "deployment",
+  },
+];
 /** The subprotocol prefix browsers use to carry the key (they cannot set headers). */
 const KEY_PROTOCOL = "openai-insecure-api-key.";
 /** Tokens a session is assumed to use up front (limits and the billing hold); settled to usage. */
@@ -65,7 +92,7 @@ export function mountRealtime(app: Hono, deps: DispatchDeps): void {
     const vendor = vendorNamed(surface.vendor);
     if (!vendor) continue;
     for (const path of surface.paths) {
-      app.get(path, (c) => handleRealtime(c, deps, vendor, surface.upstream));
+      app.get(path, (c) => handleRealtime(c, deps, vendor, surface));
     }
   }
 }
@@ -74,7 +101,7 @@ async function handleRealtime(
   c: Context,
   deps: DispatchDeps,
   vendor: VendorSurface,
-  upstreamPath: string,
+  surface: RealtimeSurface,
 ): Promise<Response> {
   c.set("vendor" as never, vendor as never);
   const requestId = newRequestId();
@@ -95,7 +122,7 @@ async function handleRealtime(
   const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",")
     .map((p) => p.trim()).filter(Boolean);
   try {
-    return await admit(deps, vendor, req, offered, upstreamPath, { requestId, traceId });
+    return await admit(deps, vendor, req, offered, surface, { requestId, traceId });
   } catch (e) {
     if (!(e instanceof GatewayError)) throw e;
     deps.log.info("realtime session refused", {
@@ -113,7 +140,7 @@ async function admit(
   vendor: VendorSurface,
   req: Request,
   offered: string[],
-  upstreamPath: string,
+  surface: RealtimeSurface,
   ids: { requestId: string; traceId: string },
 ): Promise<Response> {
   const { requestId, traceId } = ids;
@@ -122,13 +149,25 @@ async function admit(
   const secret = vendor.clientCredential(req.headers, url) ??
     offered.find((p) => p.startsWith(KEY_PROTOCOL))?.slice(KEY_PROTOCOL.length) ?? null;
   const key = await deps.auth.authenticate(secret);
-  const model = url.searchParams.get("model");
+  // The vendor's own refusals of the upstream URL (Azure: no api-version outside /openai/v1).
+  const refused = vendor.rejectRequest?.(new URL(surface.upstream + url.search, url));
+  if (refused) {
+    throw new GatewayError(
+      refused.status,
+      refused.type,
+      refused.message,
+      refused.param ?? null,
+      refused.code,
+    );
+  }
+  const param = surface.modelParam;
+  const model = url.searchParams.get(param);
   if (!model || model.length > 200) {
     throw new GatewayError(
       400,
       "invalid_request_error",
-      model ? "The model name is too long." : "Missing required parameter: 'model'.",
-      "model",
+      model ? `The ${param} name is too long.` : `Missing required parameter: '${param}'.`,
+      param,
       model ? "invalid_value" : "missing_required_parameter",
     );
   }
@@ -185,7 +224,7 @@ async function admit(
           vendor: vendor.name,
           channelId: choice.channelId,
           method: "GET",
-          path: upstreamPath + url.search,
+          path: surface.upstream + url.search,
           headers,
           requestId,
           estimatedTokens: tokens,

@@ -20,8 +20,9 @@
  *
  * `api-version` is required outside `/openai/v1`: the hub answers a request without it in Azure's
  * envelope ({@link azureMissingApiVersion}) and dispatches nothing.
- * Not yet: Azure's realtime WebSocket, batch and files, Entra (`azureADTokenProvider`) channel
- * credentials.
+ * Realtime (WebSocket, relayed by hub/gateway/realtime.ts): `/openai/v1/realtime?model=<deployment>`
+ * and the preview `/openai/realtime?api-version=…&deployment=…`.
+ * Not yet: batch and files, Entra (`azureADTokenProvider`) channel credentials.
  */
 import { mapOpenAIUsage } from "../metering/openai.ts";
 import {
@@ -157,7 +158,12 @@ export const azure: VendorSurface = {
   upstreamOriginFor: azureOrigin,
   // Per channel (`<resource>.openai.azure.com:443`), added by the agent from its channels.
   hosts: [],
-  upstreamPathPrefixes: ["/openai/deployments/", "/openai/v1/", "/openai/responses"],
+  upstreamPathPrefixes: [
+    "/openai/deployments/",
+    "/openai/v1/",
+    "/openai/responses",
+    "/openai/realtime",
+  ],
   routes,
   credentialHeaders: ["api-key", "authorization"],
 

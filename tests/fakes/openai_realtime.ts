@@ -52,13 +52,23 @@ export function startFakeRealtime(options: { keys: string[] }): Promise<FakeReal
 
   const handle = (req: Request): Response => {
     const url = new URL(req.url);
-    // Azure's GA realtime path on a resource host takes its key in `api-key`.
-    const azure = url.pathname === "/openai/v1/realtime";
+    // Azure's realtime paths on a resource host take the key in `api-key`: GA `/openai/v1/realtime`
+    // (`?model=<deployment>`) and preview `/openai/realtime` (`?api-version=…&deployment=…`).
+    const azurePreview = url.pathname === "/openai/realtime";
+    const azure = azurePreview || url.pathname === "/openai/v1/realtime";
     if (url.pathname !== "/v1/realtime" && !azure) {
       return Response.json(
         envelope("invalid_request_error", null, `Invalid URL (GET ${url.pathname})`),
         { status: 404 },
       );
+    }
+    if (azurePreview && !url.searchParams.get("api-version")) {
+      return Response.json({
+        error: {
+          code: "MissingApiVersionParameter",
+          message: "The api-version query parameter (?api-version=) is required for all requests.",
+        },
+      }, { status: 400 });
     }
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json(
@@ -90,7 +100,7 @@ export function startFakeRealtime(options: { keys: string[] }): Promise<FakeReal
     const session: FakeRealtimeSession = {
       path: url.pathname,
       key,
-      model: url.searchParams.get("model"),
+      model: url.searchParams.get(azurePreview ? "deployment" : "model"),
       headers,
       protocols,
       received: [],
