@@ -3,12 +3,16 @@
  * certificate fingerprints, agent id) and `channels.json` (0600; vendor keys never leave the agent).
  */
 import { join } from "node:path";
-import type { Capabilities, ChannelCapability } from "../protocol/capabilities.ts";
+import {
+  AGENT_FEATURES,
+  type Capabilities,
+  type ChannelCapability,
+} from "../protocol/capabilities.ts";
 import { parsePublicKey } from "../protocol/identity.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { normalizeFingerprint } from "./tunnel/dial.ts";
 
-export const AGENT_VERSION = "0.1.0";
+export const AGENT_VERSION = "0.2.0";
 
 export interface AgentConfig {
   /** Hub base URL (`http(s)://` or `ws(s)://`); the tunnel path is appended. */
@@ -114,6 +118,7 @@ export async function readChannels(dir: string): Promise<Channel[]> {
 export function capabilitiesOf(channels: Channel[]): Capabilities {
   return {
     agentVersion: AGENT_VERSION,
+    features: [...AGENT_FEATURES],
     channels: channels.map((c) => {
       const { id, vendor, models, rpm, tpm, deployments } = c;
       const locations = vendorNamed(vendor)?.channelLocations?.(c);

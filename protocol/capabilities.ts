@@ -27,6 +27,32 @@ export interface Capabilities {
   /** Agent software version, for the admin view and later update checks. */
   agentVersion: string;
   channels: ChannelCapability[];
+  /**
+   * Frame families the agent understands beyond the first release's (absent: none). The hub
+   * sends a frame of a family only to agents that list it, so a hub can be upgraded before its
+   * agents: an older agent closes on a control type it does not know.
+   */
+  features?: string[];
 }
 
 export const EMPTY_CAPABILITIES: Capabilities = { agentVersion: "unknown", channels: [] };
+
+/** What this build's agent understands (sent in its capabilities). */
+export const AGENT_FEATURES: readonly string[] = ["prices", "ledger_sync"];
+
+/** The feature an agent must list before the hub sends it a control frame of this type. */
+const FEATURE_OF_TYPE: Readonly<Record<string, string>> = {
+  prices: "prices",
+  prices_missing: "prices",
+  reconcile_request: "ledger_sync",
+  reconcile_reply: "ledger_sync",
+  ledger_hashes_request: "ledger_sync",
+  claim_result: "ledger_sync",
+  checkpoint_reply: "ledger_sync",
+};
+
+/** Whether an agent with `caps` understands a hub → agent control frame of `type`. */
+export function agentUnderstands(caps: Capabilities, type: string): boolean {
+  const feature = FEATURE_OF_TYPE[type];
+  return feature === undefined || caps.features?.includes(feature) === true;
+}

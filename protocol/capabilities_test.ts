@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeControl, encodeControl, FrameDecodeError } from "./frames.ts";
-import type { Capabilities } from "./capabilities.ts";
+import { agentUnderstands, type Capabilities } from "./capabilities.ts";
 
 const frame = (capabilities: Capabilities) =>
   JSON.stringify({ type: "capabilities", capabilities });
@@ -41,5 +41,18 @@ Deno.test("capabilities: malformed deployments or locations are refused", () => 
       FrameDecodeError,
       JSON.stringify(bad),
     );
+  }
+});
+
+Deno.test("agentUnderstands: newer frame families only for agents that list them", () => {
+  const old = { agentVersion: "0.1.0", channels: [] };
+  const current = { ...old, features: ["prices", "ledger_sync"] };
+  for (const type of ["prices", "reconcile_request", "ledger_hashes_request", "checkpoint_reply"]) {
+    assert.equal(agentUnderstands(old, type), false, type);
+    assert.equal(agentUnderstands(current, type), true, type);
+  }
+  assert.equal(agentUnderstands({ ...old, features: ["prices"] }, "reconcile_request"), false);
+  for (const type of ["welcome", "request", "settled", "ping", "probe"]) {
+    assert.equal(agentUnderstands(old, type), true, `${type} is first-release`);
   }
 });

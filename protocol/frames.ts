@@ -57,7 +57,11 @@ const channel = object({
   deployments: optional(stringMap(2000, 200)),
   locations: optional(array(str(40, /^[a-z0-9-]{2,40}$/), 64)),
 });
-const capabilities = object({ agentVersion: str(64), channels: array(channel, 256) });
+const capabilities = object({
+  agentVersion: str(64),
+  channels: array(channel, 256),
+  features: optional(array(str(40, ID_PATTERN), 32)),
+});
 const usage = object(
   Object.fromEntries(USAGE_FIELDS.map((f) => [f, uint()])) as Record<
     typeof USAGE_FIELDS[number],

@@ -2,6 +2,7 @@
  * Every handshake rejection ends in its own close code, logged on both sides; malformed frames
  * close only the offending connection, and a well-behaved agent next to it keeps working.
  */
+import { agentUnderstands } from "../protocol/capabilities.ts";
 import assert from "node:assert/strict";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { encodeBody, type Frame, PROTOCOL_VERSION } from "../protocol/frames.ts";
@@ -148,6 +149,34 @@ Deno.test("handshake rejections: each cause has its own close code", async (t) =
         assert.equal((await client.next()).type, "welcome");
         client.send(hello(alice));
         assert.equal((await client.closed).code, CloseCode.unexpectedFrame);
+      },
+    );
+
+    await t.step(
+      "open session: an unknown control type is ignored; an agent without features gets no PRICES",
+      async () => {
+        const h = hello(alice);
+        const { client, challenge } = await helloed(hub, h);
+        client.send(await auth(h, challenge, alice.signer));
+        assert.equal((await client.next()).type, "welcome");
+        client.send(JSON.stringify({ type: "teleport_from_the_future", x: 1 }));
+        // Still open and reading: the next frame (a second HELLO) gets its own close code.
+        client.send(hello(alice));
+        assert.equal((await client.closed).code, CloseCode.unexpectedFrame);
+        assert.ok(client.frames.some((f) => f.type === "prices"), "a current agent gets PRICES");
+
+        const old = hello(alice, { capabilities: { agentVersion: "0.1.0", channels: [] } });
+        const first = await helloed(hub, old);
+        first.client.send(await auth(old, first.challenge, alice.signer));
+        assert.equal((await first.client.next()).type, "welcome");
+        first.client.send(hello(alice));
+        assert.equal((await first.client.closed).code, CloseCode.unexpectedFrame);
+        assert.deepEqual(
+          first.client.frames.filter((f) => !agentUnderstands(old.capabilities, f.type)),
+          [],
+          "an agent that lists no features gets nothing it cannot read",
+        );
+        assert.ok(!first.client.frames.some((f) => f.type === "prices"));
       },
     );
 

@@ -201,6 +201,12 @@ export class TunnelConnection {
     try {
       frame = decodeMessage(data);
     } catch (e) {
+      // A control type from a newer hub: ignored (forward compatibility), never a reason to close.
+      if (this.#state === "open" && e instanceof FrameDecodeError && e.code === "unknown_type") {
+        return this.deps.log.warn("ignored a control frame this agent does not know", {
+          error: e.message,
+        });
+      }
       const code = e instanceof FrameDecodeError && e.code === "too_large"
         ? CloseCode.frameTooLarge
         : CloseCode.malformedFrame;

@@ -183,6 +183,14 @@ export class TunnelEndpoint {
         const error = e instanceof FrameDecodeError
           ? e
           : new FrameDecodeError("bad_header", errorMessage(e));
+        // A control type from a newer agent: ignored once the session is open (forward
+        // compatibility); during the handshake it is still a protocol error.
+        if (session && error.code === "unknown_type") {
+          return log.warn("ignored a control frame this hub does not know", {
+            agentId: session.agentId,
+            error: error.message,
+          });
+        }
         const code = closeCodeFor(error);
         if (session) session.close(code, boundCloseReason(error.message));
         else reject(code, error.message);
