@@ -3,11 +3,7 @@
  * certificate fingerprints, agent id) and `channels.json` (0600; vendor keys never leave the agent).
  */
 import { join } from "node:path";
-import {
-  AGENT_FEATURES,
-  type Capabilities,
-  type ChannelCapability,
-} from "../protocol/capabilities.ts";
+import { type Capabilities, type ChannelCapability, FEATURES } from "../protocol/capabilities.ts";
 import { parsePublicKey } from "../protocol/identity.ts";
 import { vendorNamed } from "../protocol/vendors/registry.ts";
 import { normalizeFingerprint } from "./tunnel/dial.ts";
@@ -118,7 +114,7 @@ export async function readChannels(dir: string): Promise<Channel[]> {
 export function capabilitiesOf(channels: Channel[]): Capabilities {
   return {
     agentVersion: AGENT_VERSION,
-    features: [...AGENT_FEATURES],
+    features: [...FEATURES],
     channels: channels.map((c) => {
       const { id, vendor, models, rpm, tpm, deployments } = c;
       const locations = vendorNamed(vendor)?.channelLocations?.(c);

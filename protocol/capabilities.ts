@@ -37,22 +37,31 @@ export interface Capabilities {
 
 export const EMPTY_CAPABILITIES: Capabilities = { agentVersion: "unknown", channels: [] };
 
-/** What this build's agent understands (sent in its capabilities). */
-export const AGENT_FEATURES: readonly string[] = ["prices", "ledger_sync"];
+/**
+ * Frame families this build understands beyond the first release's. The agent lists them in its
+ * capabilities, the hub in WELCOME; each side sends a frame of a family only to a peer that
+ * listed it, so either side can run a newer build than the other.
+ */
+export const FEATURES: readonly string[] = ["prices", "ledger_sync"];
 
-/** The feature an agent must list before the hub sends it a control frame of this type. */
+/** The feature a peer must list before it is sent a control frame of this type. */
 const FEATURE_OF_TYPE: Readonly<Record<string, string>> = {
   prices: "prices",
+  prices_get: "prices",
   prices_missing: "prices",
+  reconcile: "ledger_sync",
   reconcile_request: "ledger_sync",
   reconcile_reply: "ledger_sync",
   ledger_hashes_request: "ledger_sync",
+  ledger_hashes: "ledger_sync",
+  claim: "ledger_sync",
   claim_result: "ledger_sync",
+  checkpoint: "ledger_sync",
   checkpoint_reply: "ledger_sync",
 };
 
-/** Whether an agent with `caps` understands a hub → agent control frame of `type`. */
-export function agentUnderstands(caps: Capabilities, type: string): boolean {
+/** Whether a peer that listed `features` (absent: a first-release peer) reads frames of `type`. */
+export function peerUnderstands(features: readonly string[] | undefined, type: string): boolean {
   const feature = FEATURE_OF_TYPE[type];
-  return feature === undefined || caps.features?.includes(feature) === true;
+  return feature === undefined || features?.includes(feature) === true;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decodeControl, encodeControl, FrameDecodeError } from "./frames.ts";
-import { agentUnderstands, type Capabilities } from "./capabilities.ts";
+import { type Capabilities, peerUnderstands } from "./capabilities.ts";
 
 const frame = (capabilities: Capabilities) =>
   JSON.stringify({ type: "capabilities", capabilities });
@@ -44,15 +44,23 @@ Deno.test("capabilities: malformed deployments or locations are refused", () => 
   }
 });
 
-Deno.test("agentUnderstands: newer frame families only for agents that list them", () => {
-  const old = { agentVersion: "0.1.0", channels: [] };
-  const current = { ...old, features: ["prices", "ledger_sync"] };
-  for (const type of ["prices", "reconcile_request", "ledger_hashes_request", "checkpoint_reply"]) {
-    assert.equal(agentUnderstands(old, type), false, type);
-    assert.equal(agentUnderstands(current, type), true, type);
+Deno.test("peerUnderstands: newer frame families only for peers that list them", () => {
+  const current = ["prices", "ledger_sync"];
+  const newer = [
+    "prices",
+    "reconcile",
+    "reconcile_request",
+    "ledger_hashes",
+    "claim",
+    "checkpoint",
+  ];
+  for (const type of newer.concat(["prices_get", "claim_result", "checkpoint_reply"])) {
+    assert.equal(peerUnderstands(undefined, type), false, type);
+    assert.equal(peerUnderstands([], type), false, type);
+    assert.equal(peerUnderstands(current, type), true, type);
   }
-  assert.equal(agentUnderstands({ ...old, features: ["prices"] }, "reconcile_request"), false);
-  for (const type of ["welcome", "request", "settled", "ping", "probe"]) {
-    assert.equal(agentUnderstands(old, type), true, `${type} is first-release`);
+  assert.equal(peerUnderstands(["prices"], "reconcile_request"), false);
+  for (const type of ["hello", "welcome", "request", "settled", "settle_ack", "ping", "probe"]) {
+    assert.equal(peerUnderstands(undefined, type), true, `${type} is first-release`);
   }
 });

@@ -83,6 +83,8 @@ const CONTROL_SCHEMAS = {
     generation: uint(),
     pingIntervalMs: uint(),
     peerDeadAfterMs: uint(),
+    /** Frame families the hub understands (protocol/capabilities.ts `FEATURES`). */
+    features: optional(array(str(40, ID_PATTERN), 32)),
   },
   ping: { seq: uint(), sentAtMs: timeMs },
   pong: {

@@ -129,8 +129,12 @@ function randCapabilities(r: Rng): Frame<"capabilities">["capabilities"] {
       rpm: randUint(r),
       tpm: randUint(r),
     })),
+    ...(chance(r, 0.5) ? { features: randFeatures(r) } : {}),
   };
 }
+
+const randFeatures = (r: Rng) =>
+  Array.from({ length: int(r, 33) }, () => fromAlphabet(r, ID_CHARS, 1 + int(r, 39)));
 
 /** A random valid frame of each type; the mapped type keeps this complete as types are added. */
 const GENERATORS: { [T in ControlType]: (r: Rng) => Frame<T> } = {
@@ -157,6 +161,7 @@ const GENERATORS: { [T in ControlType]: (r: Rng) => Frame<T> } = {
     generation: randUint(r),
     pingIntervalMs: randUint(r),
     peerDeadAfterMs: randUint(r),
+    ...(chance(r, 0.5) ? { features: randFeatures(r) } : {}),
   }),
   ping: (r) => ({ type: "ping", seq: randUint(r), sentAtMs: randUint(r) }),
   pong: (r) => ({

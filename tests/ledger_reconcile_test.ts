@@ -460,3 +460,34 @@ Deno.test("ledger sync (MariaDB hub): a delivered response the hub died before b
     await root.end();
   }
 });
+
+Deno.test("ledger sync: against a hub that lists no features the agent sends no ledger-sync frame", async () => {
+  const s = await tappedStack();
+  try {
+    await chat(s);
+    await waitAgentEntries(s, 1);
+    assert.ok(s.tap.seen.some((f) => f.type === "reconcile"), "a current hub gets RECONCILE");
+    // Play a first-release hub: WELCOME without `features`; reconnect through it.
+    s.tap.rewrite = (text) => {
+      const frame = JSON.parse(text);
+      if (frame.type !== "welcome") return text;
+      delete frame.features;
+      return JSON.stringify(frame);
+    };
+    const from = s.tap.seen.length;
+    s.tap.cut();
+    await waitFor(
+      () => s.tap.seen.slice(from).some((f) => f.type === "welcome") || undefined,
+      "a WELCOME through the tap",
+    );
+    await s.waitAgentOnline();
+    const id = await chat(s); // the tunnel works as before: settled and acknowledged
+    await waitAgentEntries(s, 2);
+    const after = s.tap.seen.slice(from).filter((f) => f.dir === "toHub").map((f) => f.type);
+    assert.ok(after.includes("settle_ack"), JSON.stringify(after));
+    const ledgerSync = ["reconcile", "claim", "checkpoint", "ledger_hashes", "prices_get"];
+    assert.deepEqual(after.filter((t) => ledgerSync.includes(t)), [], `request ${id}`);
+  } finally {
+    await s.stop();
+  }
+});

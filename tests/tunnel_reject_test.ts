@@ -2,7 +2,7 @@
  * Every handshake rejection ends in its own close code, logged on both sides; malformed frames
  * close only the offending connection, and a well-behaved agent next to it keeps working.
  */
-import { agentUnderstands } from "../protocol/capabilities.ts";
+import { peerUnderstands } from "../protocol/capabilities.ts";
 import assert from "node:assert/strict";
 import { CloseCode } from "../protocol/close_codes.ts";
 import { encodeBody, type Frame, PROTOCOL_VERSION } from "../protocol/frames.ts";
@@ -172,7 +172,7 @@ Deno.test("handshake rejections: each cause has its own close code", async (t) =
         first.client.send(hello(alice));
         assert.equal((await first.client.closed).code, CloseCode.unexpectedFrame);
         assert.deepEqual(
-          first.client.frames.filter((f) => !agentUnderstands(old.capabilities, f.type)),
+          first.client.frames.filter((f) => !peerUnderstands(old.capabilities.features, f.type)),
           [],
           "an agent that lists no features gets nothing it cannot read",
         );

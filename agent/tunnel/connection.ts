@@ -2,7 +2,7 @@
  * One tunnel connection from the agent's side: handshake (checking the pinned hub identity), then
  * the frame loop. It waits on three things: the next frame, the dead-hub deadline, and close.
  */
-import type { Capabilities } from "../../protocol/capabilities.ts";
+import { type Capabilities, peerUnderstands } from "../../protocol/capabilities.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
 import { toBase64Url } from "../../protocol/encoding.ts";
@@ -85,6 +85,8 @@ export class TunnelConnection {
   /** Channels the hub said it will not route to (shown to the owner). */
   refusedChannels: { id: string; reason: string }[] = [];
   #state: State = "challenge";
+  /** What the hub said it understands in WELCOME (absent: a first-release hub). */
+  #hubFeatures: readonly string[] | undefined;
   #agentNonce = newNonce();
   #welcomedAtMono = 0;
   #lastFrameMono: number;
@@ -152,6 +154,8 @@ export class TunnelConnection {
   }
 
   #send(frame: ControlFrame): void {
+    // A hub older than this frame's family would close the session on it: skip it.
+    if (!peerUnderstands(this.#hubFeatures, frame.type)) return;
     if (this.deps.socket.readyState === 1) this.deps.socket.send(encodeControl(frame));
   }
 
@@ -366,6 +370,7 @@ export class TunnelConnection {
 
   #onWelcome(frame: Frame<"welcome">): void {
     this.#state = "open";
+    this.#hubFeatures = frame.features;
     this.sessionId = frame.sessionId;
     this.#welcomedAtMono = this.deps.clock.monoMs();
     this.#deadAfterMs = frame.peerDeadAfterMs;

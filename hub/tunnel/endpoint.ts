@@ -2,6 +2,7 @@
  * `/tunnel/connect`: upgrades to a WebSocket, runs the handshake, then hands frames to the
  * agent's session. One connection's failure never touches another's.
  */
+import { FEATURES } from "../../protocol/capabilities.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
 import { toHex } from "../../protocol/encoding.ts";
@@ -282,6 +283,7 @@ export class TunnelEndpoint {
       generation,
       pingIntervalMs: timing.pingIntervalMs,
       peerDeadAfterMs: timing.peerDeadAfterMs,
+      features: [...FEATURES],
     });
     this.deps.prices?.greet(session);
     this.egress.attach(session);

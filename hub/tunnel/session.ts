@@ -2,7 +2,7 @@
  * One authenticated agent connection on the hub. It waits on three things only: the next frame,
  * the heartbeat deadline and close. It owns the echoes in flight and, later, the request streams.
  */
-import { agentUnderstands, type Capabilities } from "../../protocol/capabilities.ts";
+import { type Capabilities, peerUnderstands } from "../../protocol/capabilities.ts";
 import type { Clock } from "../../protocol/clock.ts";
 import { boundCloseReason, CloseCode, describeClose } from "../../protocol/close_codes.ts";
 import { SessionBudget } from "../../protocol/flow.ts";
@@ -238,7 +238,7 @@ export class AgentSession {
   send(frame: ControlFrame): void {
     if (this.#closed || this.#init.socket.readyState !== OPEN) return;
     // An agent older than this frame's family would close the session on it: skip it.
-    if (!agentUnderstands(this.capabilities, frame.type)) return;
+    if (!peerUnderstands(this.capabilities.features, frame.type)) return;
     this.#init.socket.send(encodeControl(frame));
   }
 

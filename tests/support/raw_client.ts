@@ -2,7 +2,7 @@
  * A hand-driven tunnel client for adversarial tests: it speaks the wire protocol frame by frame,
  * so a test can replay, forge or corrupt any step of the handshake.
  */
-import { AGENT_FEATURES } from "../../protocol/capabilities.ts";
+import { FEATURES } from "../../protocol/capabilities.ts";
 import { toBase64Url } from "../../protocol/encoding.ts";
 import {
   type ControlFrame,
@@ -78,7 +78,7 @@ export function hello(
     keyId: agent.signer.keyId,
     agentNonce: newNonce(),
     timestampMs: Date.now(),
-    capabilities: { agentVersion: "raw", channels: [], features: [...AGENT_FEATURES] },
+    capabilities: { agentVersion: "raw", channels: [], features: [...FEATURES] },
     ...overrides,
   };
 }

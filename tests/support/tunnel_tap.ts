@@ -3,7 +3,8 @@
  * connection — a bad network staged deterministically (no hooks in the hub or the agent).
  * Plain HTTP passes through untouched; on a `/tunnel/connect` connection the WebSocket frames are
  * parsed (RFC 6455: the hub's unmasked, the agent's masked) and a text frame whose JSON `type`
- * `drop` selects is not forwarded.
+ * `drop` selects is not forwarded; `rewrite` may replace the text of the hub's frames (e.g. to
+ * play an older hub); `seen` lists every control frame's type in order.
  */
 
 export type Direction = "toAgent" | "toHub";
@@ -17,6 +18,10 @@ export class TunnelTap {
   /** Decides which control frames are lost; null forwards everything. */
   drop: ((dir: Direction, type: string) => boolean) | null = null;
   readonly dropped: { dir: Direction; type: string }[] = [];
+  /** Replaces a hub → agent control frame's JSON text (return it unchanged to keep it). */
+  rewrite: ((text: string) => string) | null = null;
+  /** Every control frame that passed, in order. */
+  readonly seen: { dir: Direction; type: string }[] = [];
   readonly #links = new Set<Link>();
   readonly #pumps = new Set<Promise<void>>();
   readonly #accepting: Promise<void>;
@@ -115,6 +120,11 @@ export class TunnelTap {
             this.dropped.push({ dir, type });
             continue;
           }
+          if (type) this.seen.push({ dir, type });
+          if (type && dir === "toAgent" && this.rewrite) {
+            await writeAll(to, textFrame(this.rewrite(frame.text!)));
+            continue;
+          }
           await writeAll(to, bytes);
         }
       }
@@ -158,6 +168,23 @@ function parseFrame(b: Uint8Array): { length: number; text: string | null } | nu
   const payload = b.slice(at, at + len);
   if (masked) { for (let i = 0; i < payload.length; i++) payload[i]! ^= b[maskAt + (i % 4)]!; }
   return { length: at + len, text: new TextDecoder().decode(payload) };
+}
+
+/** An unmasked (server → client) WebSocket text frame. */
+function textFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  const n = payload.length;
+  const head = n < 126
+    ? new Uint8Array([0x81, n])
+    : n < 65536
+    ? new Uint8Array([0x81, 126, n >> 8, n & 0xff])
+    : (() => {
+      const h = new Uint8Array(10);
+      h[0] = 0x81, h[1] = 127;
+      new DataView(h.buffer).setBigUint64(2, BigInt(n));
+      return h;
+    })();
+  return concat(head, payload);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
