@@ -1,4 +1,5 @@
 // Users and virtual keys on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this.
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { toJson } from "./_accounts.ts";
 import {
@@ -85,18 +86,13 @@ export class SqliteAccounts {
    */
   creditUser(id: string, amount: string): string {
     const credit = parseCredit(amount);
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
+    return immediate(this.#db, () => {
       const row = this.#getBalance.get(id) as { balance: string } | undefined;
       if (!row) throw new StoreNotFoundError("user", id);
       const balance = formatUsd(creditedBalance(id, parseUsd(row.balance), credit.pico));
       this.#setBalance.run(balance, id);
-      this.#db.exec("COMMIT");
       return balance;
-    } catch (e) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw e;
-    }
+    });
   }
 
   setUserLimits(id: string, limits: unknown | null): boolean {

@@ -1,6 +1,7 @@
 // Billing on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this. Every write runs inside
 // `BEGIN IMMEDIATE`, synchronously: another process sharing the file waits for the write lock,
 // and no other call on this connection can run in between (BigInt arithmetic on TEXT money).
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { ChainHead, LedgerEntry } from "../../protocol/chain.ts";
 import { formatUsd, parseUsd } from "../../protocol/money.ts";
@@ -59,9 +60,9 @@ export class SqliteBilling {
   /** Key spend caps, checked and counted inside these transactions. */
   #keySpend: SqliteQuotas;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, keySpend: SqliteQuotas) {
     this.#db = db;
-    this.#keySpend = new SqliteQuotas(db);
+    this.#keySpend = keySpend;
     const p = (sql: string) => db.prepare(sql);
     this.#sql = {
       reservation: p(`SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ?`),
@@ -100,15 +101,7 @@ export class SqliteBilling {
   }
 
   #write<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (e) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw e;
-    }
+    return immediate(this.#db, fn);
   }
 
   #balance(userId: string): bigint {

@@ -1,6 +1,8 @@
 // Ledger sync on node:sqlite (see _ledger_sync_types.ts). Writes run synchronously inside
 // `BEGIN IMMEDIATE`, like _sqlite_billing.ts, so a claim's chain append cannot interleave with a
 // settlement on the same connection, and another process waits for the write lock.
+import type { SqliteQuotas } from "./_sqlite_quotas.ts";
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync } from "node:sqlite";
 import { formatUsd } from "../../protocol/money.ts";
 import {
@@ -46,29 +48,14 @@ import type {
 import type { Usage } from "../../protocol/usage.ts";
 
 export class SqliteLedgerSync implements LedgerSyncStore {
-  /**
-   * `closeKeySpend`: `SqliteQuotas.close`, called inside the claim's transaction so a claimed
-   * charge counts against its key's caps like any other settlement.
-   */
+  /** `keySpend`: claimed charges count against their key's caps like any other settlement. */
   constructor(
     private readonly db: DatabaseSync,
-    private readonly closeKeySpend: (
-      reservationId: string,
-      charge: bigint,
-      holdOpen: boolean,
-    ) => void,
+    private readonly keySpend: SqliteQuotas,
   ) {}
 
   #write<T>(fn: () => T): T {
-    this.db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.db.exec("COMMIT");
-      return out;
-    } catch (e) {
-      if (this.db.isTransaction) this.db.exec("ROLLBACK");
-      throw e;
-    }
+    return immediate(this.db, fn);
   }
 
   recordDispatch(d: NewDispatch): Promise<void> {
@@ -198,7 +185,7 @@ export class SqliteLedgerSync implements LedgerSyncStore {
     db.prepare("UPDATE users SET balance = ? WHERE id = ?")
       .run(formatUsd(available - userCharge), userId);
     // The key's spend counters follow the charge (a hold already given back adds it whole).
-    this.closeKeySpend(c.reservationId, userCharge, stillHeld);
+    this.keySpend.close(c.reservationId, userCharge, stillHeld);
     if (stillHeld) {
       db.prepare(
         "UPDATE reservations SET status = ?, closed_at_ms = ?, request_id = ? WHERE id = ?",

@@ -1,6 +1,7 @@
 // Key spend caps and top-ups on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this, and
 // `SqliteBilling` calls `admit`/`close` inside its own write transactions (`BEGIN IMMEDIATE`
 // holds the database's write lock, so reading and updating the key row cannot interleave).
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { formatUsd, type Money, parseUsd } from "../../protocol/money.ts";
 import { creditedBalance } from "./_accounts.ts";
@@ -118,15 +119,7 @@ export class SqliteQuotas implements QuotaStore {
   }
 
   #write<T>(fn: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = fn();
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (e) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw e;
-    }
+    return immediate(this.#db, fn);
   }
 
   #topUp(t: NewTopUp, nowMs: number): TopUpRecord {

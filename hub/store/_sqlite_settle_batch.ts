@@ -1,6 +1,7 @@
 // `settleMany` on node:sqlite: one `BEGIN IMMEDIATE` transaction (one WAL fsync at COMMIT, with
 // synchronous=FULL) for the whole batch, run synchronously like every write in _sqlite_billing.ts,
 // so no other call on this connection can interleave and another process waits for the lock.
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { formatUsd, parseUsd } from "../../protocol/money.ts";
 import {
@@ -38,9 +39,9 @@ export class SqliteSettleBatch {
   /** Corrects each settled hold's key spend to the real charge (see _key_spend.ts). */
   #keySpend: SqliteQuotas;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, keySpend: SqliteQuotas) {
     this.#db = db;
-    this.#keySpend = new SqliteQuotas(db);
+    this.#keySpend = keySpend;
     const p = (sql: string) => db.prepare(sql);
     this.#sql = {
       reservation: p(`SELECT ${RESERVATION_COLUMNS} FROM reservations WHERE id = ?`),
@@ -64,9 +65,8 @@ export class SqliteSettleBatch {
 
   settleMany(settlements: readonly Settlement[]): SettleOutcome[] {
     if (settlements.length === 0) return [];
-    const db = this.#db, sql = this.#sql;
-    db.exec("BEGIN IMMEDIATE");
-    try {
+    const sql = this.#sql;
+    return immediate(this.#db, () => {
       const plan = planSettlements(settlements, this.#snapshot(settlements));
       for (const { entry, reservationId } of plan.entries) {
         sql.insertEntry.run(...entryValues(entry, reservationId));
@@ -87,12 +87,8 @@ export class SqliteSettleBatch {
       for (const { userId, balance } of plan.balances) {
         sql.setBalance.run(formatUsd(balance), userId);
       }
-      db.exec("COMMIT");
       return plan.outcomes;
-    } catch (e) {
-      if (db.isTransaction) db.exec("ROLLBACK");
-      throw e;
-    }
+    });
   }
 
   #snapshot(settlements: readonly Settlement[]): SettleSnapshot {

@@ -1,4 +1,5 @@
 // Usage records on node:sqlite; `SqliteStore` (sqlite.ts) forwards to this.
+import { immediate } from "./_sqlite_tx.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { UsageRecord } from "../../protocol/usage.ts";
 import {
@@ -43,22 +44,15 @@ export class SqliteUsage {
 
   /** Many records in one transaction (one disk sync); each item's outcome, or its error. */
   recordUsageBatch(items: readonly UsageItem[]): UsageOutcome[] {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      const out = items.map(({ record, context }): UsageOutcome => {
+    return immediate(this.#db, () =>
+      items.map(({ record, context }): UsageOutcome => {
         try {
           return this.recordUsage(record, context);
         } catch (e) {
           if (e instanceof StoreConflictError || e instanceof RangeError) return e;
           throw e;
         }
-      });
-      this.#db.exec("COMMIT");
-      return out;
-    } catch (e) {
-      this.#db.exec("ROLLBACK");
-      throw e;
-    }
+      }));
   }
 
   getUsage(requestId: string): StoredUsage | null {

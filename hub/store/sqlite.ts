@@ -4,6 +4,7 @@
  * `DatabaseSync` is synchronous, so each method runs to completion before any other JS does;
  * that (plus single statements per write) is what makes every write atomic here.
  */
+import { immediate } from "./_sqlite_tx.ts";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { Capabilities } from "../../protocol/capabilities.ts";
@@ -78,8 +79,7 @@ export function openSqliteStore(path: string): HubStore {
  * work done and applies nothing.
  */
 function migrate(db: DatabaseSync, nowMs: number): void {
-  db.exec("BEGIN IMMEDIATE");
-  try {
+  immediate(db, () => {
     db.exec(SCHEMA_MIGRATIONS_DDL.sqlite);
     const record = db.prepare(
       "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
@@ -88,12 +88,7 @@ function migrate(db: DatabaseSync, nowMs: number): void {
       for (const sql of m.sqlite) db.exec(sql);
       record.run(m.version, m.name, nowMs);
     }
-    db.exec("COMMIT");
-  } catch (e) {
-    // SQLite may already have rolled back by itself (e.g. disk full); a second ROLLBACK would throw.
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw e;
-  }
+  });
 }
 
 function readVersion(db: DatabaseSync): number {
@@ -123,13 +118,11 @@ class SqliteStore implements HubStore {
     this.#db = db;
     this.#accounts = new SqliteAccounts(db);
     this.#usage = new SqliteUsage(db);
-    this.#billing = new SqliteBilling(db);
+    // One quota store, also used inside the billing, batch and claim transactions.
     this.quotas = new SqliteQuotas(db);
-    this.ledgerSync = new SqliteLedgerSync(
-      db,
-      (id, charge, open) => this.quotas.close(id, charge, open),
-    );
-    this.#settleBatch = new SqliteSettleBatch(db);
+    this.#billing = new SqliteBilling(db, this.quotas);
+    this.ledgerSync = new SqliteLedgerSync(db, this.quotas);
+    this.#settleBatch = new SqliteSettleBatch(db, this.quotas);
     this.#prices = new SqlitePrices(db);
     this.#insertAgent = db.prepare(
       `INSERT INTO agents (id, name, public_key, key_id, tier, disabled, created_at_ms)
