@@ -11,16 +11,15 @@ export class HttpError extends Error {
 /** Largest JSON body the admin API accepts. */
 const ADMIN_BODY_BYTES_MAX = 64 * 1024;
 
-/** Reads a JSON object body, bounded in size; anything else is a 400/413. */
-export async function readJsonObject(req: Request): Promise<Record<string, unknown>> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > ADMIN_BODY_BYTES_MAX) {
-    throw new HttpError(413, "payload_too_large", `Body above ${ADMIN_BODY_BYTES_MAX} bytes`);
-  }
+/** Reads a JSON object body of at most `maxBytes` (default: the admin API's bound); else 400/413. */
+export async function readJsonObject(
+  req: Request,
+  maxBytes = ADMIN_BODY_BYTES_MAX,
+): Promise<Record<string, unknown>> {
+  const tooLarge = () => new HttpError(413, "payload_too_large", `Body above ${maxBytes} bytes`);
+  if (Number(req.headers.get("content-length") ?? "0") > maxBytes) throw tooLarge();
   const text = await req.text();
-  if (text.length > ADMIN_BODY_BYTES_MAX) {
-    throw new HttpError(413, "payload_too_large", `Body above ${ADMIN_BODY_BYTES_MAX} bytes`);
-  }
+  if (text.length > maxBytes) throw tooLarge();
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -12,7 +12,7 @@
 import { Hono } from "hono";
 import { PriceVersionError, type PublishedPrices } from "../../protocol/price_versions.ts";
 import { type PriceBook, PricePublishError, PriceVersionTakenError } from "../billing/prices.ts";
-import { HttpError } from "../http.ts";
+import { HttpError, readJsonObject } from "../http.ts";
 
 /** Tables are larger than other admin bodies; what fits a PRICES frame is checked after. */
 const PRICES_BODY_BYTES_MAX = 1024 * 1024;
@@ -45,7 +45,7 @@ export function priceRoutes(deps: { prices: PriceBook }): Hono {
     }))));
 
   app.post("/prices", async (c) => {
-    const body = await readBody(c.req.raw);
+    const body = await readJsonObject(c.req.raw, PRICES_BODY_BYTES_MAX);
     if ("publishedAtMs" in body) {
       throw new HttpError(
         400,
@@ -82,27 +82,4 @@ function view(p: PublishedPrices, withTable: boolean) {
     sha256: p.sha256,
     ...(withTable ? { table: p.table } : {}),
   };
-}
-
-async function readBody(req: Request): Promise<Record<string, unknown>> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  const tooLarge = () =>
-    new HttpError(
-      413,
-      "payload_too_large",
-      `Price table body above ${PRICES_BODY_BYTES_MAX} bytes`,
-    );
-  if (declared > PRICES_BODY_BYTES_MAX) throw tooLarge();
-  const text = await req.text();
-  if (text.length > PRICES_BODY_BYTES_MAX) throw tooLarge();
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new HttpError(400, "invalid_json", "Body is not valid JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new HttpError(400, "invalid_json", "Body must be a JSON object (a price table)");
-  }
-  return value as Record<string, unknown>;
 }

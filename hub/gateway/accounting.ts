@@ -44,6 +44,19 @@ export interface AccountingDeps {
   onUsage?: (record: UsageRecord, context: UsageContext) => void;
 }
 
+/** Who a request's usage is recorded for: the key and its user, the agent and channel that served it. */
+export function usageContext(
+  key: { id: string; userId: string },
+  choice: { agentId: string; channelId: string },
+): UsageContext {
+  return {
+    keyId: key.id,
+    userId: key.userId,
+    agentId: choice.agentId,
+    channelId: choice.channelId,
+  };
+}
+
 export function outcomeOf(end: StreamEnd, status: number): Outcome {
   if (end.kind === "aborted") {
     if (end.by === "client") return "client_error";

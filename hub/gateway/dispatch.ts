@@ -12,11 +12,11 @@ import type { Limiter, Reservation } from "../limits/mod.ts";
 import type { BreakerBoard } from "../routing/breaker.ts";
 import type { PayoutTable } from "../routing/grades.ts";
 import type { StatsBoard } from "../routing/stats.ts";
-import type { KeyWithUser, UsageContext } from "../store/mod.ts";
+import type { KeyWithUser } from "../store/mod.ts";
 import type { AwsCredentialVault } from "./sigv4_credentials.ts";
 import type { SessionRegistry } from "../tunnel/registry.ts";
 import type { KeyAuthenticator } from "./auth.ts";
-import { type AccountingDeps, finish } from "./accounting.ts";
+import { type AccountingDeps, finish, usageContext } from "./accounting.ts";
 import { runAttempts } from "./attempts.ts";
 import type { BillingHold } from "../billing/biller.ts";
 import { GatewayError } from "./errors.ts";
@@ -201,12 +201,7 @@ export async function dispatch(
     contentType: response.headers["content-type"] ?? null,
     headers: new Headers(response.headers),
   });
-  const context: UsageContext = {
-    keyId: key.id,
-    userId: key.userId,
-    agentId: choice.agentId,
-    channelId: choice.channelId,
-  };
+  const context = usageContext(key, choice);
   response.end.then((end) =>
     finish(deps, log, {
       end,

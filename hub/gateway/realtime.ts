@@ -23,8 +23,7 @@ import { vendorNamed } from "../../protocol/vendors/registry.ts";
 import type { VendorSurface } from "../../protocol/vendors/types.ts";
 import { errorMessage } from "../../runtime/log.ts";
 import type { BillingHold } from "../billing/biller.ts";
-import type { UsageContext } from "../store/mod.ts";
-import { finish } from "./accounting.ts";
+import { finish, usageContext } from "./accounting.ts";
 import { runAttempts } from "./attempts.ts";
 import { chargeOwners, type DispatchDeps } from "./dispatch.ts";
 import { GatewayError } from "./errors.ts";
@@ -151,15 +150,7 @@ async function admit(
   const key = await deps.auth.authenticate(secret);
   // The vendor's own refusals of the upstream URL (Azure: no api-version outside /openai/v1).
   const refused = vendor.rejectRequest?.(new URL(surface.upstream + url.search, url));
-  if (refused) {
-    throw new GatewayError(
-      refused.status,
-      refused.type,
-      refused.message,
-      refused.param ?? null,
-      refused.code,
-    );
-  }
+  if (refused) throw GatewayError.fromVendor(refused);
   const param = surface.modelParam;
   const model = url.searchParams.get(param);
   if (!model || model.length > 200) {
@@ -248,12 +239,7 @@ async function admit(
     throw e;
   }
   const { response, choice } = attempt;
-  const context: UsageContext = {
-    keyId: key.id,
-    userId: key.userId,
-    agentId: choice.agentId,
-    channelId: choice.channelId,
-  };
+  const context = usageContext(key, choice);
   response.end.then((end) =>
     finish(deps, log, {
       end,

@@ -130,15 +130,7 @@ async function handleRoute(
     );
   }
   const refusal = vendor.rejectRequest?.(vendorUrl);
-  if (refusal) {
-    throw new GatewayError(
-      refusal.status,
-      refusal.type,
-      refusal.message,
-      refusal.param ?? null,
-      refusal.code,
-    );
-  }
+  if (refusal) throw GatewayError.fromVendor(refusal);
   const upstreamPath = vendor.upstreamPathFor?.(vendorUrl) ??
     vendorUrl.pathname + vendorUrl.search;
   const retarget = catalog && ((model: string) => catalogTarget(catalog, model, upstreamPath));
