@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { verifyChain } from "../../protocol/chain.ts";
 import { emptyUsage } from "../../protocol/usage.ts";
 import { seededRandom } from "../../protocol/prng.ts";
+import { runUntilKilled } from "../../tests/support/crash_child.ts";
 import { AgentLedger, type AppendFields, LedgerConflictError } from "./mod.ts";
 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 1_000_000);
@@ -54,42 +55,6 @@ Deno.test("appends made together share a batch; a conflicting one fails alone", 
   }
 });
 
-/** Runs the child until it acknowledged `minAcked` frames, waits `extraMs`, then SIGKILLs. */
-async function runAndKill(dir: string, minAcked: number, extraMs: number): Promise<number[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, dir],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const acked: number[] = [];
-  const stderr = new Response(child.stderr).text();
-  const read = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const lines = (buf + chunk).split("\n");
-      buf = lines.pop()!;
-      acked.push(...lines.map(Number));
-    }
-  })();
-  try {
-    const deadline = Date.now() + 60_000;
-    while (acked.length < minAcked) {
-      if (Date.now() > deadline) throw new Error(`child acked only ${acked.length}`);
-      const status = await Promise.race([child.status, new Promise((r) => setTimeout(r, 5))]);
-      if (status) throw new Error(`child exited early: ${await stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, extraMs));
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    await read;
-    await stderr;
-  }
-  return acked;
-}
-
 Deno.test("SIGKILL during group-committed SETTLED handling never loses an acked entry", async () => {
   const rand = seededRandom(SEED);
   console.log(`batch_crash_test seed ${SEED} (rerun with CRASH_SEED=${SEED})`);
@@ -99,7 +64,11 @@ Deno.test("SIGKILL during group-committed SETTLED handling never loses an acked 
     for (let round = 0; round < 5; round++) {
       const minAcked = 1 + Math.floor(rand() * 1500);
       const extraMs = Math.floor(rand() * 30);
-      const acked = await runAndKill(dir, minAcked, extraMs);
+      const acked = (await runUntilKilled(CHILD, [dir], {
+        minLines: minAcked,
+        extraMs,
+        timeoutMs: 60_000,
+      })).map(Number);
       assert.deepEqual(acked, acked.toSorted((a, b) => a - b), "acks in seq order");
       maxAcked = Math.max(maxAcked, ...acked);
       const ledger = await AgentLedger.open(dir);

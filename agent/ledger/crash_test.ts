@@ -2,49 +2,11 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { verifyChain } from "../../protocol/chain.ts";
 import { seededRandom } from "../../protocol/prng.ts";
+import { runUntilKilled } from "../../tests/support/crash_child.ts";
 import { AgentLedger } from "./mod.ts";
 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 1_000_000);
 const CHILD = fileURLToPath(new URL("./_crash_child.ts", import.meta.url));
-
-/** Runs the child until it has reported `minReported` appends, waits `extraMs`, then SIGKILLs. */
-async function runAndKill(dir: string, minReported: number, extraMs: number): Promise<number[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, dir],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reported: number[] = [];
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  const stderr = new Response(child.stderr).text();
-  const read = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buf += value;
-      const lines = buf.split("\n");
-      buf = lines.pop()!;
-      for (const l of lines) reported.push(Number(l));
-    }
-  })();
-  try {
-    const deadline = Date.now() + 20_000;
-    while (reported.length < minReported && Date.now() < deadline) {
-      const status = await Promise.race([child.status, new Promise((r) => setTimeout(r, 5))]);
-      if (status) throw new Error(`child exited early: ${await stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, extraMs));
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    await read;
-    await stderr;
-  }
-  return reported;
-}
 
 Deno.test("SIGKILL at random moments never loses a reported append or breaks the chain", async () => {
   const rand = seededRandom(SEED);
@@ -55,7 +17,11 @@ Deno.test("SIGKILL at random moments never loses a reported append or breaks the
     for (let round = 0; round < 6; round++) {
       const minReported = 1 + Math.floor(rand() * 30);
       const extraMs = Math.floor(rand() * 40);
-      const reported = await runAndKill(dir, minReported, extraMs);
+      const reported = (await runUntilKilled(CHILD, [dir], {
+        minLines: minReported,
+        extraMs,
+        timeoutMs: 20_000,
+      })).map(Number);
       reported.forEach((s) => allReported.add(s));
       const ledger = await AgentLedger.open(dir);
       const head = ledger.head();

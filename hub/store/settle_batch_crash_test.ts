@@ -11,47 +11,12 @@ import { seededRandom } from "../../protocol/prng.ts";
 import { TEST_MYSQL_DSN } from "./_test_backends.ts";
 import { payerAndAgent } from "./_test_billing_cases.ts";
 import { randomHex } from "./_rows.ts";
+import { runUntilKilled } from "../../tests/support/crash_child.ts";
 import { openStore } from "./mod.ts";
 
 const SEED = Number(Deno.env.get("CRASH_SEED") ?? Date.now() % 1_000_000);
 const CHILD = fileURLToPath(new URL("./_settle_batch_crash_child.ts", import.meta.url));
 const START_BALANCE = "1000";
-
-/** Runs the child until it reported `minReported` settlements, waits `extraMs`, SIGKILLs it. */
-async function runAndKill(args: string[], minReported: number, extraMs: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CHILD, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reported: string[] = [];
-  const stderr = new Response(child.stderr).text();
-  const read = (async () => {
-    let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const lines = (buf + chunk).split("\n");
-      buf = lines.pop()!;
-      reported.push(...lines);
-    }
-  })();
-  try {
-    const deadline = Date.now() + 30_000;
-    while (reported.length < minReported) {
-      if (Date.now() > deadline) throw new Error(`child reported only ${reported.length}`);
-      const status = await Promise.race([child.status, new Promise((r) => setTimeout(r, 5))]);
-      if (status) throw new Error(`child exited early: ${await stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, extraMs));
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await child.status;
-    await read;
-    await stderr;
-  }
-  return reported;
-}
 
 async function crashRounds(dsn: string): Promise<void> {
   const rand = seededRandom(SEED);
@@ -69,7 +34,11 @@ async function crashRounds(dsn: string): Promise<void> {
     const tag = `c${round}`;
     const minReported = 1 + Math.floor(rand() * 450);
     const extraMs = Math.floor(rand() * 30);
-    const now = await runAndKill([dsn, userId, agentId, tag], minReported, extraMs);
+    const now = await runUntilKilled(CHILD, [dsn, userId, agentId, tag], {
+      minLines: minReported,
+      extraMs,
+      timeoutMs: 30_000,
+    });
     assert.ok(!now.includes("done"), "killed before it finished");
     const reportedNow = now.length;
     for (const id of now) reported.add(id);
