@@ -4,13 +4,14 @@
  * sent the moment it arrives (within the hub's credit). ABORT cancels the vendor call at once.
  */
 import { HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
-import { SendWindow, type SessionBudget, StreamClosedError } from "../../protocol/flow.ts";
+import { type SessionBudget, StreamClosedError } from "../../protocol/flow.ts";
 import { BodyKind, type ControlFrame, type Frame } from "../../protocol/frames.ts";
-import { InboundBody, pumpBody } from "../../protocol/stream_body.ts";
+import { pumpBody } from "../../protocol/stream_body.ts";
 import type { MeterResult, VendorSurface } from "../../protocol/vendors/types.ts";
 import { errorMessage, type Logger } from "../../runtime/log.ts";
 import type { Channel } from "../config.ts";
 import { callUpstream } from "../upstream/call.ts";
+import { TunnelStream } from "./tunnel_stream.ts";
 import type { ChannelLimiter } from "../limits/channel_limiter.ts";
 import { type LimiterRefusal, limiterRefusal } from "../limits/vendor_429.ts";
 import type { DevUpstreams } from "../upstream/whitelist.ts";
@@ -32,36 +33,11 @@ export interface AgentStreamDeps {
 /** Response headers that describe the hop, not the content. */
 const HOP_HEADERS = new Set([...HOP_BY_HOP_HEADERS, "content-encoding"]);
 
-export class AgentStream {
+export class AgentStream extends TunnelStream {
   readonly #abort = new AbortController();
-  readonly #window: SendWindow;
-  readonly #requestBody: InboundBody;
-  #finished = false;
 
-  constructor(readonly request: Frame<"request">, readonly deps: AgentStreamDeps) {
-    this.#window = new SendWindow(deps.budget);
-    this.#requestBody = new InboundBody({
-      credit: (bytes, window) =>
-        deps.control({ type: "credit", stream: request.stream, bytes, window }),
-      onCancel: () => {},
-    });
-  }
-
-  onBody(payload: Uint8Array, fin: boolean): boolean {
-    return this.#requestBody.push(payload, fin);
-  }
-
-  onCredit(frame: Frame<"credit">): boolean {
-    return this.#window.credit(frame.bytes, frame.window);
-  }
-
-  /** The hub aborted (client went away) or the session ended. */
-  abort(reason: string, tellHub = false): void {
-    if (this.#finished) return;
-    if (tellHub) this.deps.control({ type: "abort", stream: this.request.stream, reason });
+  protected stopUpstream(reason: string): void {
     this.#abort.abort(new StreamClosedError(reason));
-    this.#requestBody.fail(new StreamClosedError(reason));
-    this.#finish();
   }
 
   async run(): Promise<void> {
@@ -77,7 +53,7 @@ export class AgentStream {
     const hasBody = request.method !== "GET" && request.method !== "HEAD";
     let call;
     try {
-      call = await callUpstream(request, hasBody ? this.#requestBody.stream : null, {
+      call = await callUpstream(request, hasBody ? this.requestBody.stream : null, {
         vendor,
         channel,
         dev: deps.dev,
@@ -86,7 +62,7 @@ export class AgentStream {
       });
     } catch (e) {
       if (ticket) limiter!.complete(ticket, { actualTokens: 0, status: 0 });
-      if (!this.#finished) log.warn("upstream call failed", { error: errorMessage(e) });
+      if (!this.finished) log.warn("upstream call failed", { error: errorMessage(e) });
       return this.abort(`upstream unavailable: ${errorMessage(e)}`, true);
     }
     const { response } = call;
@@ -94,7 +70,7 @@ export class AgentStream {
     response.headers.forEach((value, name) => {
       if (!HOP_HEADERS.has(name)) headers[name] = value;
     });
-    if (this.#finished) return void response.body?.cancel().catch(() => {});
+    if (this.finished) return void response.body?.cancel().catch(() => {});
     deps.control({
       type: "response_head",
       stream: request.stream,
@@ -125,11 +101,11 @@ export class AgentStream {
     }
     try {
       await pumpBody(body, {
-        window: this.#window,
+        window: this.window,
         send: (payload, fin) => deps.body(BodyKind.response, request.stream, payload, fin),
       });
     } catch (e) {
-      if (!this.#finished) this.abort(`upstream body failed: ${errorMessage(e)}`, true);
+      if (!this.finished) this.abort(`upstream body failed: ${errorMessage(e)}`, true);
       return;
     }
     const measured = result();
@@ -168,7 +144,7 @@ export class AgentStream {
       inputTokens: measured.usage?.inputTokens,
       outputTokens: measured.usage?.outputTokens,
     });
-    this.#finish();
+    this.finish();
   }
 
   /** Answers for the vendor when this channel's own limiter says no: a 429 in the vendor's envelope. */
@@ -185,20 +161,13 @@ export class AgentStream {
     );
     const headers: Record<string, string> = {};
     res.headers.forEach((v, k) => headers[k] = v);
-    this.#requestBody.fail(new StreamClosedError("refused by the channel limiter"));
+    this.requestBody.fail(new StreamClosedError("refused by the channel limiter"));
     deps.control({ type: "response_head", stream: request.stream, status: 429, headers });
     await pumpBody(res.body, {
-      window: this.#window,
+      window: this.window,
       send: (payload, fin) => deps.body(BodyKind.response, request.stream, payload, fin),
     });
     deps.control({ type: "response_end", stream: request.stream, complete: false });
-    this.#finish();
-  }
-
-  #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#window.close(new StreamClosedError(`stream ${this.request.stream} ended`));
-    this.deps.done(this.request.stream);
+    this.finish();
   }
 }

@@ -14,8 +14,8 @@
  */
 import { Buffer } from "node:buffer";
 import WebSocket from "ws";
-import { SendWindow, StreamClosedError } from "../../protocol/flow.ts";
-import { BodyKind, type Frame } from "../../protocol/frames.ts";
+import { StreamClosedError } from "../../protocol/flow.ts";
+import { BodyKind } from "../../protocol/frames.ts";
 import { HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import { LIMITS } from "../../protocol/limits.ts";
 import { RealtimeMeter } from "../../protocol/metering/realtime.ts";
@@ -26,10 +26,9 @@ import {
   RecordDecoder,
   sendableCloseCode,
 } from "../../protocol/realtime_wire.ts";
-import { InboundBody } from "../../protocol/stream_body.ts";
 import { errorMessage } from "../../runtime/log.ts";
 import { limiterRefusal } from "../limits/vendor_429.ts";
-import type { AgentStreamDeps } from "../tunnel/agent_stream.ts";
+import { TunnelStream } from "../tunnel/tunnel_stream.ts";
 import { upstreamUrl } from "./whitelist.ts";
 
 /** Upstream messages queued for the hub beyond this pause the upstream socket. */
@@ -77,42 +76,18 @@ const DROP_HEADERS = new Set([
   "sec-websocket-protocol",
 ]);
 
-export class RealtimeAgentStream {
-  readonly #window: SendWindow;
-  readonly #requestBody: InboundBody;
+export class RealtimeAgentStream extends TunnelStream {
   readonly #meter = new RealtimeMeter();
   readonly #out: Uint8Array[] = [];
   #outBytes = 0;
   #outEnded = false;
   #wakeOut?: () => void;
   #upstream?: WebSocket;
-  #finished = false;
   #closeTimer?: ReturnType<typeof setTimeout>;
 
-  constructor(readonly request: Frame<"request">, readonly deps: AgentStreamDeps) {
-    this.#window = new SendWindow(deps.budget);
-    this.#requestBody = new InboundBody({
-      credit: (bytes, window) =>
-        deps.control({ type: "credit", stream: request.stream, bytes, window }),
-      onCancel: () => {},
-    });
-  }
-
-  onBody(payload: Uint8Array, fin: boolean): boolean {
-    return this.#requestBody.push(payload, fin);
-  }
-
-  onCredit(frame: Frame<"credit">): boolean {
-    return this.#window.credit(frame.bytes, frame.window);
-  }
-
   /** The hub aborted or the tunnel ended: drop the upstream socket at once. */
-  abort(reason: string, tellHub = false): void {
-    if (this.#finished) return;
-    if (tellHub) this.deps.control({ type: "abort", stream: this.request.stream, reason });
+  protected stopUpstream(): void {
     this.#upstream?.terminate();
-    this.#requestBody.fail(new StreamClosedError(reason));
-    this.#finish();
   }
 
   async run(): Promise<void> {
@@ -165,7 +140,7 @@ export class RealtimeAgentStream {
       vendor.applyCredential(headers, channel.keys[index]!);
       dialed = this.#dial(url, headers);
       opened = await this.awaitOpen(dialed.upstream);
-      if (this.#finished) return void dialed.upstream.terminate();
+      if (this.finished) return void dialed.upstream.terminate();
       let rejected: number | undefined;
       if (opened.kind === "http" && !last) {
         const text = new TextDecoder().decode(opened.body);
@@ -187,7 +162,7 @@ export class RealtimeAgentStream {
       });
     }
     const { upstream, closed } = dialed;
-    if (this.#finished) return void upstream.terminate();
+    if (this.finished) return void upstream.terminate();
     if (opened.kind === "failed") {
       if (ticket) limiter!.complete(ticket, { actualTokens: 0, status: 0 });
       log.warn("upstream realtime socket failed", { error: opened.error });
@@ -208,7 +183,7 @@ export class RealtimeAgentStream {
 
     const pumping = this.#pumpOut();
     this.#pumpIn(upstream).catch((e) => {
-      if (!this.#finished) {
+      if (!this.finished) {
         log.warn("realtime relay to upstream failed", { error: errorMessage(e) });
       }
       this.#closeUpstream(1011, "relay failed");
@@ -230,10 +205,10 @@ export class RealtimeAgentStream {
     try {
       await pumping;
     } catch (e) {
-      if (!this.#finished) this.abort(`realtime relay failed: ${errorMessage(e)}`, true);
+      if (!this.finished) this.abort(`realtime relay failed: ${errorMessage(e)}`, true);
       return;
     }
-    if (this.#finished) return;
+    if (this.finished) return;
     deps.control({
       type: "response_end",
       stream: request.stream,
@@ -252,8 +227,8 @@ export class RealtimeAgentStream {
       inputTokens: measured.usage?.inputTokens,
       outputTokens: measured.usage?.outputTokens,
     });
-    this.#requestBody.fail(new StreamClosedError("session over"));
-    this.#finish();
+    this.requestBody.fail(new StreamClosedError("session over"));
+    this.finish();
   }
 
   /**
@@ -337,7 +312,7 @@ export class RealtimeAgentStream {
     refusal: { status: number; headers: Record<string, string>; body: Uint8Array },
   ): Promise<void> {
     const { request, deps } = this;
-    this.#requestBody.fail(new StreamClosedError("upstream refused the upgrade"));
+    this.requestBody.fail(new StreamClosedError("upstream refused the upgrade"));
     deps.control({
       type: "response_head",
       stream: request.stream,
@@ -352,11 +327,11 @@ export class RealtimeAgentStream {
       return this.abort("hub stopped reading", true);
     }
     deps.control({ type: "response_end", stream: request.stream, complete: false });
-    this.#finish();
+    this.finish();
   }
 
   #queueOut(bytes: Uint8Array): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     this.#out.push(bytes);
     this.#outBytes += bytes.length;
     if (this.#outBytes > OUT_QUEUE_PAUSE_BYTES) this.#upstream?.pause();
@@ -367,7 +342,7 @@ export class RealtimeAgentStream {
   async #pumpOut(): Promise<void> {
     const { request, deps } = this;
     for (;;) {
-      if (this.#finished) throw new StreamClosedError("stream ended");
+      if (this.finished) throw new StreamClosedError("stream ended");
       const chunk = this.#out.shift();
       if (!chunk) {
         if (this.#outEnded) break;
@@ -376,7 +351,7 @@ export class RealtimeAgentStream {
         continue;
       }
       for (let offset = 0; offset < chunk.length;) {
-        const n = await this.#window.reserve(chunk.length - offset);
+        const n = await this.window.reserve(chunk.length - offset);
         deps.body(BodyKind.response, request.stream, chunk.subarray(offset, offset + n), false);
         offset += n;
       }
@@ -389,7 +364,7 @@ export class RealtimeAgentStream {
   /** Hub → upstream: decode records and send them while the upstream keeps up. */
   async #pumpIn(upstream: WebSocket): Promise<void> {
     const decoder = new RecordDecoder();
-    const reader = this.#requestBody.stream.getReader();
+    const reader = this.requestBody.stream.getReader();
     for (;;) {
       while (upstream.bufferedAmount > UPSTREAM_BUFFER_BYTES_MAX) {
         if (upstream.readyState !== WebSocket.OPEN) return;
@@ -417,12 +392,10 @@ export class RealtimeAgentStream {
     this.#closeTimer = setTimeout(() => upstream.terminate(), UPSTREAM_CLOSE_GRACE_MS);
   }
 
-  #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
+  protected override finish(): void {
+    if (this.finished) return;
     clearTimeout(this.#closeTimer);
-    this.#window.close(new StreamClosedError(`stream ${this.request.stream} ended`));
+    super.finish();
     this.#wakeOut?.();
-    this.deps.done(this.request.stream);
   }
 }
