@@ -43,9 +43,11 @@ import type { StatsBoard } from "../routing/stats.ts";
 import type { ControlFrame } from "../../protocol/frames.ts";
 import type { LedgerEntry } from "../../protocol/chain.ts";
 import { SettleBatcher } from "./settle_batcher.ts";
+import { GroupCommit } from "../../runtime/group_commit.ts";
 import type { Frame } from "../../protocol/frames.ts";
 import {
   type BillingStore,
+  type DispatchWrite,
   InsufficientFundsError,
   KeyCapExceededError,
   type KeyWithUser,
@@ -80,7 +82,7 @@ export interface BillerOptions {
   prices?: PriceTable | (() => PriceTable);
   zones?: Readonly<Record<string, string>>;
   /** Dispatch records for ledger sync (claims, catch-up); absent: none are kept. */
-  ledgerSync?: Pick<LedgerSyncStore, "recordDispatch" | "markDelivered">;
+  ledgerSync?: Pick<LedgerSyncStore, "writeDispatches">;
   /** The agent's live session to send SETTLED on (default: its current tunnel session). */
   sessionOf: (agentId: string) => { send(frame: ControlFrame): void } | undefined;
 }
@@ -102,11 +104,25 @@ export class Biller {
   readonly #warned = new Set<string>();
   /** Concurrent settlements share one commit (group commit); each still awaits its own. */
   readonly #settler: SettleBatcher;
+  /**
+   * Dispatch records and delivery marks (two per request) share commits when they overlap: on
+   * MariaDB the writes that arrive during a commit's round trip go together in the next one. A
+   * lone write goes at once (on SQLite synchronously, so a dispatch is on disk before its
+   * REQUEST leaves); no gathering delay, which would widen the crash windows CLAIM has to cover.
+   */
+  readonly #dispatchWrites?: GroupCommit<DispatchWrite, void>;
 
   constructor(readonly options: BillerOptions) {
     const fixed = options.prices ?? DEFAULT_PRICE_TABLE;
     this.#prices = typeof fixed === "function" ? fixed : () => fixed;
     this.#settler = new SettleBatcher(options.store);
+    const sync = options.ledgerSync;
+    if (sync) {
+      this.#dispatchWrites = new GroupCommit(async (batch) => {
+        await sync.writeDispatches(batch);
+        return batch.map(() => undefined);
+      }, { batchMax: 256 });
+    }
   }
 
   /** The price table in force now. */
@@ -217,10 +233,8 @@ export class Biller {
    * against). Off the request path: a failed write is logged, and such a claim is refused.
    */
   dispatchedTo(hold: BillingHold, agentId: string): void {
-    const sync = this.options.ledgerSync;
-    if (!sync) return;
     const { reservationId: requestId, vendor, model, zone } = hold;
-    sync.recordDispatch({
+    this.#dispatchWrites?.add({
       requestId,
       agentId,
       vendor,
@@ -339,7 +353,7 @@ export class Biller {
     // Delivered (with the pricing inputs) before booking: if the hub dies in between, the
     // agent's CLAIM is charged to the user like this settlement would have been.
     // A failed mark only weakens a later claim and a catch-up of this entry: logged, not fatal.
-    await this.options.ledgerSync?.markDelivered({
+    await this.#dispatchWrites?.add({
       requestId: record.requestId,
       agentId: context.agentId,
       vendor: hold.vendor,

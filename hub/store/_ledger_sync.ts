@@ -5,12 +5,18 @@ import type { Row } from "./_billing.ts";
 import type {
   CheckpointRecord,
   ClaimRecord,
+  DeliveredDispatch,
   DispatchRecord,
+  DispatchWrite,
   DivergenceRecord,
+  NewDispatch,
 } from "./_ledger_sync_types.ts";
 
-export const DISPATCH_COLUMNS = "request_id, agent_id, vendor, model, zone, dispatched_at_ms, " +
-  "delivered_at_ms, zone_multiplier, payout_ratio";
+/** A dispatch row's columns before it is delivered. */
+export const DISPATCH_INSERT_COLUMNS =
+  "request_id, agent_id, vendor, model, zone, dispatched_at_ms";
+export const DISPATCH_COLUMNS =
+  `${DISPATCH_INSERT_COLUMNS}, delivered_at_ms, zone_multiplier, payout_ratio`;
 export const CHECKPOINT_COLUMNS =
   "agent_id, seq, hash, official, user_charge, agent_payout, note, created_at_ms";
 export const DIVERGENCE_COLUMNS =
@@ -120,3 +126,13 @@ export function claimUserCharge(
 }
 
 export const usd = (v: unknown): Money => parseUsd(String(v));
+
+export const isDelivered = (d: DispatchWrite): d is DeliveredDispatch => "zoneMultiplier" in d;
+
+/** A dispatch's values for `DISPATCH_INSERT_COLUMNS`. */
+export const dispatchValues = (d: NewDispatch) =>
+  [d.requestId, d.agentId, d.vendor, d.model, d.zone, d.atMs] as const;
+
+/** A delivery mark's values for `DISPATCH_COLUMNS` (delivered when it is written). */
+export const deliveredValues = (d: DeliveredDispatch) =>
+  [...dispatchValues(d), d.atMs, d.zoneMultiplier, d.payoutRatio] as const;

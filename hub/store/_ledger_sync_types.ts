@@ -28,6 +28,12 @@ export interface NewDispatch {
   atMs: number;
 }
 
+/** The response reached the client: its dispatch with the settlement's pricing inputs. */
+export type DeliveredDispatch = NewDispatch & { zoneMultiplier: string; payoutRatio: string };
+
+/** One write to the dispatch records: a dispatch, or a delivery mark. */
+export type DispatchWrite = NewDispatch | DeliveredDispatch;
+
 /** What the hub books for a CLAIM (amounts computed by hub/billing/ledger_sync.ts). */
 export interface ClaimSettlement {
   /** The reservation (= request id for gateway requests). */
@@ -78,15 +84,17 @@ export interface DivergenceRecord {
 }
 
 export interface LedgerSyncStore {
-  /** Notes that `requestId` was sent to `agentId` (idempotent; keeps the first time). */
-  recordDispatch(d: NewDispatch): Promise<void>;
   /**
-   * The response from `agentId` reached the client: marks the dispatch delivered with the
-   * settlement's pricing inputs (creates the row when `recordDispatch` has not landed yet).
+   * Applies `writes` in order, in one transaction (the gateway group-commits them: two per
+   * request). A dispatch notes that `requestId` was sent to `agentId` (idempotent; keeps the
+   * first time); a delivery mark says the response reached the client and stores the
+   * settlement's pricing inputs (creating the row when the dispatch has not landed yet).
    */
-  markDelivered(
-    d: NewDispatch & { zoneMultiplier: string; payoutRatio: string },
-  ): Promise<void>;
+  writeDispatches(writes: readonly DispatchWrite[]): Promise<void>;
+  /** `writeDispatches([d])` for one dispatch. */
+  recordDispatch(d: NewDispatch): Promise<void>;
+  /** `writeDispatches([d])` for one delivery mark. */
+  markDelivered(d: DeliveredDispatch): Promise<void>;
   dispatches(requestId: string): Promise<DispatchRecord[]>;
   /** Pricing inputs per request id for these entries (catch-up resends SETTLED). */
   pricingInputs(

@@ -24,10 +24,14 @@ import {
   checkpointValues,
   CLAIM_COLUMNS,
   claimUserCharge,
+  deliveredValues,
   DISPATCH_COLUMNS,
+  DISPATCH_INSERT_COLUMNS,
   dispatchProblem,
+  dispatchValues,
   DIVERGENCE_COLUMNS,
   divergenceValues,
+  isDelivered,
   rowToCheckpoint,
   rowToClaim,
   rowToDispatch,
@@ -41,7 +45,9 @@ import type {
   ClaimOutcome,
   ClaimRecord,
   ClaimSettlement,
+  DeliveredDispatch,
   DispatchRecord,
+  DispatchWrite,
   DivergenceRecord,
   LedgerSyncStore,
   NewDispatch,
@@ -62,33 +68,45 @@ export class MysqlLedgerSync implements LedgerSyncStore {
     return readCommitted(this.pool, fn);
   }
 
-  async recordDispatch(d: NewDispatch): Promise<void> {
-    await this.pool.execute(
-      `INSERT IGNORE INTO ledger_dispatches
-         (request_id, agent_id, vendor, model, zone, dispatched_at_ms) VALUES (?, ?, ?, ?, ?, ?)`,
-      [d.requestId, d.agentId, d.vendor, d.model, d.zone, d.atMs],
-    );
+  async writeDispatches(writes: readonly DispatchWrite[]): Promise<void> {
+    if (writes.length === 0) return;
+    // Rows locked in one order (request, agent), so two hubs' batches wait instead of deadlocking;
+    // a dispatch's own mark comes after it in every batch, so dispatches go first.
+    const byKey = (a: NewDispatch, b: NewDispatch) =>
+      a.requestId === b.requestId
+        ? a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0
+        : a.requestId < b.requestId
+        ? -1
+        : 1;
+    const sent = writes.filter((d) => !isDelivered(d)).toSorted(byKey);
+    const delivered = writes.filter(isDelivered).toSorted(byKey);
+    await this.#tx(async (c) => {
+      if (sent.length > 0) {
+        await c.execute(
+          `INSERT IGNORE INTO ledger_dispatches (${DISPATCH_INSERT_COLUMNS}) VALUES ${
+            sent.map(() => "(?, ?, ?, ?, ?, ?)").join(", ")
+          }`,
+          sent.flatMap(dispatchValues),
+        );
+      }
+      if (delivered.length > 0) {
+        await c.execute(
+          `INSERT INTO ledger_dispatches (${DISPATCH_COLUMNS}) VALUES ${
+            delivered.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")
+          } ON DUPLICATE KEY UPDATE delivered_at_ms = VALUES(delivered_at_ms),
+            zone_multiplier = VALUES(zone_multiplier), payout_ratio = VALUES(payout_ratio)`,
+          delivered.flatMap(deliveredValues),
+        );
+      }
+    });
   }
 
-  async markDelivered(
-    d: NewDispatch & { zoneMultiplier: string; payoutRatio: string },
-  ): Promise<void> {
-    await this.pool.execute(
-      `INSERT INTO ledger_dispatches (${DISPATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON DUPLICATE KEY UPDATE delivered_at_ms = VALUES(delivered_at_ms),
-         zone_multiplier = VALUES(zone_multiplier), payout_ratio = VALUES(payout_ratio)`,
-      [
-        d.requestId,
-        d.agentId,
-        d.vendor,
-        d.model,
-        d.zone,
-        d.atMs,
-        d.atMs,
-        d.zoneMultiplier,
-        d.payoutRatio,
-      ],
-    );
+  recordDispatch(d: NewDispatch): Promise<void> {
+    return this.writeDispatches([d]);
+  }
+
+  markDelivered(d: DeliveredDispatch): Promise<void> {
+    return this.writeDispatches([d]);
   }
 
   async dispatches(requestId: string, db: Db = this.pool): Promise<DispatchRecord[]> {

@@ -3,7 +3,7 @@
 // settlement on the same connection, and another process waits for the write lock.
 import type { SqliteQuotas } from "./_sqlite_quotas.ts";
 import { immediate } from "./_sqlite_tx.ts";
-import type { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { formatUsd } from "../../protocol/money.ts";
 import {
   ENTRY_COLUMNS,
@@ -23,10 +23,14 @@ import {
   checkpointValues,
   CLAIM_COLUMNS,
   claimUserCharge,
+  deliveredValues,
   DISPATCH_COLUMNS,
+  DISPATCH_INSERT_COLUMNS,
   dispatchProblem,
+  dispatchValues,
   DIVERGENCE_COLUMNS,
   divergenceValues,
+  isDelivered,
   rowToCheckpoint,
   rowToClaim,
   rowToDispatch,
@@ -40,7 +44,9 @@ import type {
   ClaimOutcome,
   ClaimRecord,
   ClaimSettlement,
+  DeliveredDispatch,
   DispatchRecord,
+  DispatchWrite,
   DivergenceRecord,
   LedgerSyncStore,
   NewDispatch,
@@ -48,43 +54,48 @@ import type {
 import type { Usage } from "../../protocol/usage.ts";
 
 export class SqliteLedgerSync implements LedgerSyncStore {
+  readonly #insertDispatch: StatementSync;
+  readonly #markDelivered: StatementSync;
+
   /** `keySpend`: claimed charges count against their key's caps like any other settlement. */
   constructor(
     private readonly db: DatabaseSync,
     private readonly keySpend: SqliteQuotas,
-  ) {}
+  ) {
+    // Prepared once: two dispatch writes per gateway request.
+    this.#insertDispatch = db.prepare(
+      `INSERT INTO ledger_dispatches (${DISPATCH_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (request_id, agent_id) DO NOTHING`,
+    );
+    this.#markDelivered = db.prepare(
+      `INSERT INTO ledger_dispatches (${DISPATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (request_id, agent_id) DO UPDATE SET delivered_at_ms = excluded.delivered_at_ms,
+         zone_multiplier = excluded.zone_multiplier, payout_ratio = excluded.payout_ratio`,
+    );
+  }
 
   #write<T>(fn: () => T): T {
     return immediate(this.db, fn);
   }
 
-  recordDispatch(d: NewDispatch): Promise<void> {
+  writeDispatches(writes: readonly DispatchWrite[]): Promise<void> {
     return Promise.try(() => {
-      this.db.prepare(
-        `INSERT INTO ledger_dispatches (request_id, agent_id, vendor, model, zone, dispatched_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, agent_id) DO NOTHING`,
-      ).run(d.requestId, d.agentId, d.vendor, d.model, d.zone, d.atMs);
+      if (writes.length === 0) return;
+      this.#write(() => {
+        for (const d of writes) {
+          if (isDelivered(d)) this.#markDelivered.run(...deliveredValues(d));
+          else this.#insertDispatch.run(...dispatchValues(d));
+        }
+      });
     });
   }
 
-  markDelivered(d: NewDispatch & { zoneMultiplier: string; payoutRatio: string }): Promise<void> {
-    return Promise.try(() => {
-      this.db.prepare(
-        `INSERT INTO ledger_dispatches (${DISPATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (request_id, agent_id) DO UPDATE SET delivered_at_ms = excluded.delivered_at_ms,
-           zone_multiplier = excluded.zone_multiplier, payout_ratio = excluded.payout_ratio`,
-      ).run(
-        d.requestId,
-        d.agentId,
-        d.vendor,
-        d.model,
-        d.zone,
-        d.atMs,
-        d.atMs,
-        d.zoneMultiplier,
-        d.payoutRatio,
-      );
-    });
+  recordDispatch(d: NewDispatch): Promise<void> {
+    return this.writeDispatches([d]);
+  }
+
+  markDelivered(d: DeliveredDispatch): Promise<void> {
+    return this.writeDispatches([d]);
   }
 
   dispatches(requestId: string): Promise<DispatchRecord[]> {

@@ -113,6 +113,38 @@ export const LEDGER_SYNC_CASES: Case[] = [
       }),
   },
   {
+    name: "ledger sync: a batch of dispatches and delivery marks is applied in order, idempotently",
+    run: (target) =>
+      withStore(target, async (s) => {
+        const { agentId } = await payerAndAgent(s, "0");
+        const other = await payerAndAgent(s, "0");
+        const mark = (requestId: string, who: string, atMs: number) => ({
+          ...dispatch(requestId, who),
+          atMs,
+          zoneMultiplier: "1.2",
+          payoutRatio: "0.80",
+        });
+        await s.ledgerSync.writeDispatches([]);
+        await s.ledgerSync.writeDispatches([
+          dispatch("req_b1", agentId),
+          dispatch("req_b1", other.agentId), // failover: a second agent
+          mark("req_b1", other.agentId, 3000),
+          mark("req_b2", agentId, 4000), // a mark whose dispatch never landed
+          dispatch("req_b1", agentId), // a replay keeps the first
+        ]);
+        await s.ledgerSync.writeDispatches([{ ...dispatch("req_b2", agentId), atMs: 9000 }]);
+        const view = async (id: string) =>
+          (await s.ledgerSync.dispatches(id)).map((
+            d,
+          ) => [d.agentId, d.dispatchedAtMs, d.deliveredAtMs, d.payoutRatio]);
+        assert.deepEqual(
+          new Set(await view("req_b1")),
+          new Set([[agentId, 2000, null, null], [other.agentId, 2000, 3000, "0.80"]]),
+        );
+        assert.deepEqual(await view("req_b2"), [[agentId, 4000, 4000, "0.80"]]);
+      }),
+  },
+  {
     name: "ledger sync: a claimed charge counts against its key's spend (hold open or released)",
     run: (target) =>
       withStore(target, async (s) => {

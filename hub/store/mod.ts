@@ -49,6 +49,7 @@ export type {
   ClaimOutcome,
   ClaimRecord,
   DispatchRecord,
+  DispatchWrite,
   DivergenceRecord,
   LedgerSyncStore,
 } from "./_ledger_sync_types.ts";
