@@ -230,11 +230,13 @@ export class Biller {
 
   /**
    * Notes that an attempt of `hold`'s request goes to `agentId` (what a later CLAIM is checked
-   * against). Off the request path: a failed write is logged, and such a claim is refused.
+   * against); resolves once that is durable, so the gateway sends the REQUEST only after it —
+   * a completion the agent can CLAIM always has its record, whenever the hub dies. A failed
+   * write is logged (such a claim is then refused) and does not fail the request.
    */
-  dispatchedTo(hold: BillingHold, agentId: string): void {
+  async dispatchedTo(hold: BillingHold, agentId: string): Promise<void> {
     const { reservationId: requestId, vendor, model, zone } = hold;
-    this.#dispatchWrites?.add({
+    await this.#dispatchWrites?.add({
       requestId,
       agentId,
       vendor,

@@ -19,11 +19,11 @@
  *   hub saw the response complete and delivered it (dispatch marked delivered) — else the hold
  *   is released and the platform bears the payout (postings still sum to zero). Answered with
  *   the entry's SETTLED, then CLAIM_RESULT. The delivered mark is written once the client has
- *   the last byte, so a hub killed in the few ms between the two leaves a response the client
- *   got but the hub cannot prove it sent: it is settled as undelivered (the platform pays; the
- *   crash test bounds these by the requests in flight at the crash). The dispatch record is
- *   written as the attempt starts, off the request path: a hub killed before that commit
- *   refuses the CLAIM (no record), so that agent is not paid for that one request.
+ *   the last byte, so a hub killed before that commit (or an agent killed after counting but
+ *   before RESPONSE_END) leaves a response the client got but the hub cannot prove it sent: it
+ *   is settled as undelivered (the platform pays; tests/ledger_crash_test.ts allows this only
+ *   for requests in flight or not yet booked at a crash). The dispatch record is durable before
+ *   the REQUEST leaves (`Biller.dispatchedTo` is awaited), so every claimable completion has one.
  * - CHECKPOINT {note} (agent, every K entries): verified with the agent's enrolled key, checked
  *   against the hub's own chain (hash and totals at that seq), countersigned with the hub
  *   identity key, stored, and returned in CHECKPOINT_REPLY.

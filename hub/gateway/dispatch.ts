@@ -162,8 +162,8 @@ export async function dispatch(
       policy: key.policy,
       tokens,
       log,
-      open: (choice, body) => {
-        if (hold) deps.biller?.dispatchedTo(hold, choice.agentId); // what a CLAIM is checked against
+      open: async (choice, body) => {
+        if (hold) await deps.biller?.dispatchedTo(hold, choice.agentId); // what a CLAIM checks
         return choice.session.openStream({
           vendor: vendor.name,
           channelId: choice.channelId,

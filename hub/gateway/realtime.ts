@@ -208,8 +208,8 @@ async function admit(
       tokens,
       log,
       body: null, // nothing sent before the upgrade, so every choice can be tried
-      open: (choice) => {
-        if (hold) deps.biller?.dispatchedTo(hold, choice.agentId); // what a CLAIM is checked against
+      open: async (choice) => {
+        if (hold) await deps.biller?.dispatchedTo(hold, choice.agentId); // what a CLAIM checks
         pipe = new ClientPipe();
         return choice.session.openStream({
           vendor: vendor.name,
