@@ -252,10 +252,17 @@ const DROP = new Set([
   "x-forwarded-for",
 ]);
 
-function forwardHeaders(headers: Headers, vendor: VendorSurface): Record<string, string> {
+/** The client's headers the vendor should see: not `DROP`, the vendor's credentials or `alsoDrop`. */
+export function forwardHeaders(
+  headers: Headers,
+  vendor: VendorSurface,
+  alsoDrop: ReadonlySet<string> = new Set(),
+): Record<string, string> {
   const out: Record<string, string> = {};
   headers.forEach((value, name) => {
-    if (!DROP.has(name) && !vendor.credentialHeaders.includes(name)) out[name] = value;
+    if (!DROP.has(name) && !alsoDrop.has(name) && !vendor.credentialHeaders.includes(name)) {
+      out[name] = value;
+    }
   });
   return out;
 }

@@ -16,7 +16,6 @@
  */
 import type { Context, Hono } from "hono";
 import { RealtimeMeter } from "../../protocol/metering/realtime.ts";
-import { HOP_BY_HOP_HEADERS } from "../../protocol/http.ts";
 import { REALTIME_UPGRADE_HEADER, REALTIME_UPGRADE_VALUE } from "../../protocol/realtime_wire.ts";
 import { modelBehindDeployment } from "../../protocol/vendors/catalog.ts";
 import { vendorNamed } from "../../protocol/vendors/registry.ts";
@@ -25,7 +24,7 @@ import { errorMessage } from "../../runtime/log.ts";
 import type { BillingHold } from "../billing/biller.ts";
 import { finish, usageContext } from "./accounting.ts";
 import { runAttempts } from "./attempts.ts";
-import { chargeOwners, type DispatchDeps } from "./dispatch.ts";
+import { chargeOwners, type DispatchDeps, forwardHeaders } from "./dispatch.ts";
 import { GatewayError } from "./errors.ts";
 import { estimateTokens } from "./limits.ts";
 import { ClientPipe, realtimeErrorEvent, relay } from "./realtime_relay.ts";
@@ -71,14 +70,9 @@ const SESSION_TOKENS_ESTIMATE = 4096;
 /** Close code OpenAI uses after an `error` event on a refused session. */
 const REFUSED_CLOSE_CODE = 3000;
 
-/** Client headers never forwarded: hop-by-hop, handshake, credentials, or about the client hop. */
-const DROP = new Set([
-  ...HOP_BY_HOP_HEADERS,
-  "accept-encoding",
-  "cookie",
-  "x-request-id",
-  "forwarded",
-  "x-forwarded-for",
+/** Also never forwarded on an upgrade (besides what HTTP requests drop): the client's handshake
+ * (the agent opens its own socket) and a key in `api-key` on the OpenAI path. */
+const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set([
   "api-key",
   "sec-websocket-key",
   "sec-websocket-version",
@@ -194,7 +188,10 @@ async function admit(
     throw e;
   }
 
-  const headers = forwardHeaders(req.headers, vendor);
+  const headers = {
+    ...forwardHeaders(req.headers, vendor, HANDSHAKE_HEADERS),
+    [REALTIME_UPGRADE_HEADER]: REALTIME_UPGRADE_VALUE, // what makes the agent open a relay
+  };
   const meter = new RealtimeMeter();
   const hub = { ttfbMs: -1, bytes: 0 };
   const abort = new AbortController();
@@ -279,15 +276,6 @@ async function admit(
     )
     .catch((e) => log.error("realtime relay failed", { error: errorMessage(e) }));
   return withRequestId(upgraded, traceId);
-}
-
-function forwardHeaders(headers: Headers, vendor: VendorSurface): Record<string, string> {
-  const out: Record<string, string> = {};
-  headers.forEach((value, name) => {
-    if (!DROP.has(name) && !vendor.credentialHeaders.includes(name)) out[name] = value;
-  });
-  out[REALTIME_UPGRADE_HEADER] = REALTIME_UPGRADE_VALUE;
-  return out;
 }
 
 /** Accepts the socket only to say why the session is refused, as OpenAI does, then closes it. */
