@@ -149,22 +149,29 @@ export function addTotals(t: Totals, e: Totals): Totals {
   };
 }
 
-/** Checks a whole chain from seq 1: gapless seqs, one agent, links, hashes, field formats. */
-export async function verifyChain(entries: readonly LedgerEntry[]): Promise<VerifyResult> {
-  let head: ChainHead = {
+/**
+ * Checks a chain: gapless seqs, one agent, links, hashes, field formats. From seq 1, or — given
+ * `from`, a head already trusted — the entries that follow it (a page of a longer chain).
+ */
+export async function verifyChain(
+  entries: readonly LedgerEntry[],
+  from?: ChainHead,
+): Promise<VerifyResult> {
+  let head: ChainHead = from ?? {
     agentId: entries[0]?.agentId ?? "",
     seq: 0,
     hash: GENESIS_HASH,
     totals: ZERO,
   };
-  for (const [i, e] of entries.entries()) {
-    const bad = (reason: string): VerifyResult => ({ ok: false, firstBadSeq: i + 1, reason });
-    if (e.seq !== i + 1) return bad(`expected seq ${i + 1}, found ${e.seq}`);
+  for (const e of entries) {
+    const want = head.seq + 1;
+    const bad = (reason: string): VerifyResult => ({ ok: false, firstBadSeq: want, reason });
+    if (e.seq !== want) return bad(`expected seq ${want}, found ${e.seq}`);
     if (e.agentId !== head.agentId) return bad("agentId differs from the chain's");
     const problem = entryProblem(e);
     if (problem) return bad(problem);
     if (e.prevHash !== head.hash) return bad("prevHash does not match the previous entry's hash");
-    if ((await entryHash(e)) !== e.hash) return bad("hash does not match the entry's contents");
+    if ((await entryHash(e)) !== e.hash) return bad("the entry's contents do not match its hash");
     head = { agentId: e.agentId, seq: e.seq, hash: e.hash, totals: addTotals(head.totals, e) };
   }
   return { ok: true, head };

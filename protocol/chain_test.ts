@@ -84,6 +84,25 @@ Deno.test("a fresh chain verifies and sums its totals exactly", async () => {
   });
 });
 
+Deno.test("a chain verified page by page from a trusted head equals it verified whole", async () => {
+  const chain = await makeChain(seededRandom(SEED + 7), 25);
+  const whole = await verifyChain(chain);
+  const first = await verifyChain(chain.slice(0, 10));
+  assert.ok(whole.ok && first.ok);
+  let head = first.head;
+  for (const page of [chain.slice(10, 17), chain.slice(17)]) {
+    const r = await verifyChain(page, head);
+    assert.ok(r.ok, JSON.stringify(r));
+    head = r.head;
+  }
+  assert.deepEqual(head, whole.head);
+  // A page that does not follow the trusted head is refused at the seq it should have started at.
+  const gap = await verifyChain(chain.slice(11), first.head);
+  assert.deepEqual([gap.ok, !gap.ok && gap.firstBadSeq], [false, 11]);
+  const unlinked = await verifyChain(chain.slice(10), { ...first.head, hash: chain[8]!.hash });
+  assert.deepEqual([unlinked.ok, !unlinked.ok && unlinked.firstBadSeq], [false, 11]);
+});
+
 Deno.test("tampering any single field of any entry is pinpointed (exhaustive, 8 entries)", async () => {
   const chain = await makeChain(seededRandom(SEED + 1), 8);
   for (let k = 0; k < chain.length; k++) {

@@ -30,13 +30,11 @@
  * @module
  */
 import {
-  addTotals,
   type ChainHead,
-  entryHash,
   GENESIS_HASH,
-  type LedgerEntry,
   signCheckpoint,
   type Totals,
+  verifyChain,
   verifyCheckpoint,
 } from "../../protocol/chain.ts";
 import type { Clock } from "../../protocol/clock.ts";
@@ -249,11 +247,7 @@ export class LedgerSync {
       );
     }
     if (a.seq === hubHead.seq) {
-      const t = hubHead.totals;
-      const same = parseUsd(a.official) === parseUsd(t.official) &&
-        parseUsd(a.userCharge) === parseUsd(t.userCharge) &&
-        parseUsd(a.agentPayout) === parseUsd(t.agentPayout);
-      if (!same) {
+      if (!sameTotals(a, hubHead.totals)) {
         return await diverged({
           seq: a.seq,
           kind: "totals_mismatch",
@@ -307,35 +301,10 @@ export class LedgerSync {
       ? cached
       : floor;
     const start = at;
-    while (at.seq < head.seq) {
-      const page = await this.o.store.ledgerEntries(agentId, at.seq + 1, 1000);
-      if (page.length === 0) break;
-      for (const e of page) {
-        const bad = (reason: string) => ({
-          ok: false as const,
-          seq: at.seq + 1,
-          kind: "hub_entry_corrupt",
-          reason,
-          hash: e.hash,
-        });
-        if (e.seq !== at.seq + 1) return bad(`hub chain has a gap: seq ${e.seq} follows ${at.seq}`);
-        if (e.prevHash !== at.hash) return bad("prevHash does not match the previous entry");
-        let hash: string;
-        try {
-          hash = await entryHash(e);
-        } catch (err) {
-          return bad(`malformed entry: ${errorMessage(err)}`);
-        }
-        if (hash !== e.hash) return bad("the entry's contents do not match its hash");
-        at = { seq: e.seq, hash: e.hash, totals: addTotals(at.totals, e) };
-        if (at.seq === head.seq) break;
-      }
-    }
-    const t = head.totals;
-    const sameTotals = parseUsd(at.totals.official) === parseUsd(t.official) &&
-      parseUsd(at.totals.userCharge) === parseUsd(t.userCharge) &&
-      parseUsd(at.totals.agentPayout) === parseUsd(t.agentPayout);
-    if (at.seq !== head.seq || at.hash !== head.hash || !sameTotals) {
+    const walked = await this.#walk(agentId, at, head.seq);
+    if (!walked.ok) return { ...walked, kind: "hub_entry_corrupt" };
+    at = walked.at;
+    if (at.seq !== head.seq || at.hash !== head.hash || !sameTotals(at.totals, head.totals)) {
       return {
         ok: false,
         seq: head.seq,
@@ -495,11 +464,9 @@ export class LedgerSync {
     if (head.agentId !== agentId) return refuse(head.seq, "checkpoint names another agent");
     const mine = await this.#headAt(agentId, head.seq);
     if (!mine.ok) return refuse(head.seq, mine.reason);
-    const t = mine.at.totals, h = head.totals;
-    const same = mine.at.hash === head.hash && parseUsd(t.official) === parseUsd(h.official) &&
-      parseUsd(t.userCharge) === parseUsd(h.userCharge) &&
-      parseUsd(t.agentPayout) === parseUsd(h.agentPayout);
-    if (!same) return refuse(head.seq, "checkpoint does not match the hub's ledger at this seq");
+    if (mine.at.hash !== head.hash || !sameTotals(mine.at.totals, head.totals)) {
+      return refuse(head.seq, "checkpoint does not match the hub's ledger at this seq");
+    }
     const note = await signCheckpoint(f.note, "hub", identity);
     await store.ledgerSync.addCheckpoint({ ...head, note, createdAtMs: clock.nowMs() });
     log.info("checkpoint countersigned", { agentId, seq: head.seq });
@@ -514,20 +481,46 @@ export class LedgerSync {
     const cps = await this.o.store.ledgerSync.checkpoints(agentId, 1000);
     const base: Anchor = cps.find((c) => c.seq <= seq) ??
       { seq: 0, hash: GENESIS_HASH, totals: ZERO };
-    let at = base;
-    while (at.seq < seq) {
-      const page: LedgerEntry[] = await this.o.store.ledgerEntries(agentId, at.seq + 1, 1000);
-      if (page.length === 0) {
-        return { ok: false, reason: `the hub has no entry at seq ${at.seq + 1}` };
-      }
-      for (const e of page) {
-        if (e.seq !== at.seq + 1 || e.prevHash !== at.hash || await entryHash(e) !== e.hash) {
-          return { ok: false, reason: `the hub's own entry at seq ${at.seq + 1} does not verify` };
-        }
-        at = { seq: e.seq, hash: e.hash, totals: addTotals(at.totals, e) };
-        if (at.seq === seq) break;
-      }
+    const walked = await this.#walk(agentId, base, seq);
+    if (!walked.ok) {
+      return { ok: false, reason: `the hub's own entry at seq ${walked.seq} does not verify` };
     }
-    return { ok: true, at };
+    if (walked.at.seq < seq) {
+      return { ok: false, reason: `the hub has no entry at seq ${walked.at.seq + 1}` };
+    }
+    return walked;
   }
+
+  /**
+   * Re-hashes the hub's stored chain of `agentId` from `from` (trusted) up to seq `to`, page by
+   * page; stops early where the stored entries end.
+   */
+  async #walk(
+    agentId: string,
+    from: Anchor,
+    to: number,
+  ): Promise<
+    { ok: true; at: Anchor } | { ok: false; seq: number; reason: string; hash: string | null }
+  > {
+    let at: ChainHead = { agentId, ...from };
+    while (at.seq < to) {
+      const page = (await this.o.store.ledgerEntries(agentId, at.seq + 1, 1000))
+        .slice(0, to - at.seq);
+      if (page.length === 0) break;
+      const v = await verifyChain(page, at);
+      if (!v.ok) {
+        const hash = page[v.firstBadSeq - at.seq - 1]?.hash ?? null;
+        return { ok: false, seq: v.firstBadSeq, reason: v.reason, hash };
+      }
+      at = v.head;
+    }
+    return { ok: true, at: { seq: at.seq, hash: at.hash, totals: at.totals } };
+  }
+}
+
+/** Running totals compared as amounts (the same sum may be written with other trailing zeros). */
+function sameTotals(a: Totals, b: Totals): boolean {
+  return parseUsd(a.official) === parseUsd(b.official) &&
+    parseUsd(a.userCharge) === parseUsd(b.userCharge) &&
+    parseUsd(a.agentPayout) === parseUsd(b.agentPayout);
 }
