@@ -289,7 +289,7 @@ export async function openStore(dsn: string): Promise<HubStore> {
   // Loaded on demand so that a SQLite hub never loads the mysql2 driver.
   if (location.kind === "sqlite") {
     const { openSqliteStore } = await import("./sqlite.ts");
-    return openSqliteStore(location.path);
+    return await openSqliteStore(location.path);
   }
   const { openMysqlStore } = await import("./mysql.ts");
   return await openMysqlStore(location);

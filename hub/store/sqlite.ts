@@ -56,13 +56,13 @@ import type {
 const BUSY_TIMEOUT_MS = 5000;
 
 /** Opens (creating if needed) the database at `path` or `:memory:`, migrated to the latest version. */
-export function openSqliteStore(path: string): HubStore {
+export async function openSqliteStore(path: string): Promise<HubStore> {
   if (path !== ":memory:") Deno.mkdirSync(dirname(path), { recursive: true });
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   try {
     // WAL lets readers run beside the writer; FULL makes each commit durable across power loss
     // (money will live here), at ~12k commits/s on this hardware.
-    db.exec("PRAGMA journal_mode = WAL");
+    await enableWal(db);
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
     migrate(db, Date.now());
@@ -70,6 +70,26 @@ export function openSqliteStore(path: string): HubStore {
   } catch (e) {
     db.close();
     throw e;
+  }
+}
+
+/**
+ * Switches the file to WAL. Processes opening a fresh file at the same moment race for the
+ * switch, and SQLite answers the loser SQLITE_BUSY without waiting on the busy timeout; so the
+ * loser tries again (backing off, within that timeout) until the winner's switch is visible.
+ */
+async function enableWal(db: DatabaseSync): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let waitMs = 1;; waitMs = Math.min(waitMs * 2, 50)) {
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      return;
+    } catch (e) {
+      // node:sqlite in Deno reports only ERR_SQLITE_ERROR; SQLITE_BUSY's text tells it apart.
+      const busy = e instanceof Error && e.message === "database is locked";
+      if (!busy || Date.now() > deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, waitMs));
   }
 }
 
