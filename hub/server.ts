@@ -9,7 +9,7 @@ import { createLogger, errorMessage, type Logger } from "../runtime/log.ts";
 import { hubApp } from "./app.ts";
 import type { HubConfig } from "./config.ts";
 import { loadOrCreateIdentity } from "./identity_file.ts";
-import { serveHttp2 } from "./h2_listener.ts";
+import { superviseBridge, type SupervisedBridge } from "./h2_bridge.ts";
 import {
   AwsCredentialVault,
   credentialsKeyFromIdentity,
@@ -162,15 +162,22 @@ export async function startHub(
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   const url = `${config.tls ? "https" : "http"}://${host}:${addr.port}`;
   log.info("hub listening", { url, db: redactDsn(config.db), hubKey: identity.publicKey });
-  // The AWS SDK's default HTTP/2 transport needs a server that survives its early GOAWAY.
-  const h2 = config.h2Listen
-    ? await serveHttp2(
-      { ...config.h2Listen, tls: config.tls ? tls as { cert: string; key: string } : undefined },
+  // The AWS SDK's default HTTP/2 transport needs a server that survives its early GOAWAY:
+  // node:http2 in a supervised child process (it can abort), bridged to a loopback listener.
+  let h2Target: Deno.HttpServer<Deno.NetAddr> | undefined, h2: SupervisedBridge | undefined;
+  if (config.h2Listen) {
+    h2Target = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
       (req) => app.fetch(req),
-      (e) => log.error("http/2 listener error", { error: errorMessage(e) }),
-    )
-    : undefined;
-  if (h2) log.info("hub http/2 listening", { url: h2.url });
+    );
+    h2 = await superviseBridge({
+      listen: config.h2Listen,
+      targetPort: h2Target.addr.port,
+      tls: config.tls,
+      log: log.with({ component: "h2" }),
+    });
+    log.info("hub http/2 listening", { url: h2.url });
+  }
 
   let closed = false;
   return {
@@ -183,6 +190,7 @@ export async function startHub(
       closed = true;
       clearInterval(sweeper);
       await h2?.close();
+      await h2Target?.shutdown();
       clearInterval(reconciler);
       prices.close();
       await tunnel.closeAll(CloseCode.shutdown, "hub shutting down");
